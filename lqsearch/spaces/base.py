@@ -1,0 +1,176 @@
+"""`SearchSpace`: the base class of every registered search space, and the space registry."""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import tensorflow as tf
+
+from lqsearch import quantizers
+from lqsearch.genome import Gene, GeneSet, Genome
+
+__all__ = ["SearchSpace", "register_space", "get", "list_spaces", "from_config"]
+
+_SPACES: Dict[str, type] = {}
+
+
+def register_space(name: str) -> Callable[[type], type]:
+    """Class decorator that registers a `SearchSpace` subclass under `name`.
+
+    Raises:
+        ValueError: if `name` is already registered.
+    """
+
+    def decorator(cls: type) -> type:
+        if name in _SPACES:
+            raise ValueError(f"Search space {name!r} is already registered.")
+        cls.name = name
+        _SPACES[name] = cls
+        return cls
+
+    return decorator
+
+
+def list_spaces() -> list:
+    """Returns the names of the registered search spaces, sorted."""
+    return sorted(_SPACES)
+
+
+def get(name: str, **options: Any) -> "SearchSpace":
+    """Returns the search space registered as `name`, configured with `options`.
+
+    Arguments:
+        name: a registered name, see `list_spaces()`.
+        **options: the space's options (e.g. `width_multiplier`, `stem`, `lce_compatible`).
+
+    Raises:
+        ValueError: on an unknown name (listing the registered ones) or an unknown option.
+    """
+    if name not in _SPACES:
+        close = difflib.get_close_matches(str(name), list(_SPACES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Unknown search space {name!r}; registered spaces are {', '.join(list_spaces())}.{hint}"
+        )
+    return _SPACES[name](**options)
+
+
+def from_config(config: Mapping[str, Any]) -> "SearchSpace":
+    """Rebuilds a space from `space.get_config()`."""
+    return get(config["name"], **dict(config.get("options", {})))
+
+
+class SearchSpace:
+    """An architecture family whose per-layer choices are genes.
+
+    Subclasses set `default_input_shape`, `default_num_classes`,
+    `default_quantizer`, `option_defaults`, and implement `_make_genes()` and
+    `_build(genome, inputs, num_classes, preset)`.
+
+    Arguments:
+        **options: space options; each must be a key of `option_defaults`.
+
+    Raises:
+        ValueError: on an unknown option or an invalid option value.
+    """
+
+    name: str = ""
+    default_input_shape: Tuple[int, ...] = (32, 32, 3)
+    default_num_classes: int = 10
+    default_quantizer: str = "dorefa"
+    option_defaults: Dict[str, Any] = {"width_multiplier": 1.0}
+
+    def __init__(self, **options: Any):
+        unknown = sorted(set(options) - set(self.option_defaults))
+        if unknown:
+            raise ValueError(
+                f"Unknown option(s) {unknown} for search space {self.name!r}; "
+                f"valid options are {sorted(self.option_defaults)}."
+            )
+        self.options = {**self.option_defaults, **options}
+        multiplier = self.options.get("width_multiplier", 1.0)
+        if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or multiplier <= 0:
+            raise ValueError(
+                f"width_multiplier must be a number > 0 (e.g. 0.25 for a CPU-sized space), got {multiplier!r}."
+            )
+        self.genes = GeneSet(self._make_genes())
+
+    # -- genes ---------------------------------------------------------------
+    def _make_genes(self) -> Sequence[Gene]:
+        raise NotImplementedError
+
+    def genome(self, values: Union[Sequence, Mapping[str, Any]]) -> Genome:
+        """Validates a genome (a sequence in paper order, or a mapping); see `GeneSet.genome`."""
+        return self.genes.genome(values)
+
+    def uniform(self, value: float) -> Genome:
+        """Every gene at `value` (the nearest allowed value where it is not allowed)."""
+        return self.genes.uniform(value)
+
+    def cheapest(self) -> Genome:
+        """The lowest-cost genome (smallest widths, most groups)."""
+        return self.genes.cheapest()
+
+    def costliest(self) -> Genome:
+        """The highest-cost genome (largest widths, fewest groups)."""
+        return self.genes.costliest()
+
+    def reference_genome(self) -> Genome:
+        """The unexpanded binary network, whose FLOPs normalize the fitness (`uniform(1)`)."""
+        return self.uniform(1)
+
+    # -- building ------------------------------------------------------------
+    def channels(self, base: int, ratio: float = 1.0) -> int:
+        """Channels of a layer of base width `base` at expansion `ratio` (at least 1)."""
+        return max(1, int(round(base * ratio * self.options.get("width_multiplier", 1.0))))
+
+    def build(
+        self,
+        genome: Union[Sequence, Mapping[str, Any]],
+        *,
+        input_shape: Optional[Sequence[int]] = None,
+        num_classes: Optional[int] = None,
+        quantizer: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> tf.keras.Model:
+        """Builds the Keras functional model of one genome.
+
+        Arguments:
+            genome: a sequence in paper order or a mapping of gene names.
+            input_shape: HxWxC, defaults to the space's `default_input_shape`.
+            num_classes: classifier outputs, defaults to `default_num_classes`.
+            quantizer: a preset name from `lqsearch.quantizers` (default: the space's).
+            name: the model name, defaults to the space name.
+
+        Returns:
+            A `tf.keras.Model` returning logits. The first conv and the classifier
+            are full precision; every other conv is a `larq.layers.QuantConv2D`.
+
+        Raises:
+            ValueError: on an invalid genome, input shape, class count or preset.
+        """
+        genome = self.genome(genome)
+        input_shape = tuple(input_shape or self.default_input_shape)
+        num_classes = self.default_num_classes if num_classes is None else num_classes
+        _check_build_args(input_shape, num_classes)
+        preset = quantizers.get(quantizer or self.default_quantizer)
+        inputs = tf.keras.Input(shape=input_shape, name="image")
+        logits = self._build(genome, inputs, num_classes, preset)
+        return tf.keras.Model(inputs, logits, name=name or self.name)
+
+    def _build(self, genome: Genome, inputs, num_classes: int, preset) -> tf.Tensor:
+        raise NotImplementedError
+
+    def get_config(self) -> Dict[str, Any]:
+        """`{"name": ..., "options": ...}`, enough for `lqsearch.spaces.from_config`."""
+        return {"name": self.name, "options": dict(self.options)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, genes={len(self.genes)}, options={self.options})"
+
+
+def _check_build_args(input_shape: Tuple[int, ...], num_classes: int) -> None:
+    if len(input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in input_shape):
+        raise ValueError(f"input_shape must be three positive integers HxWxC, got {input_shape}.")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")

@@ -1,0 +1,37 @@
+"""`lqsearch profile` prints the cost table; bad input exits 2 with one clear line."""
+import subprocess
+import sys
+
+import pytest
+
+from lqsearch import cli
+
+
+def test_profile_prints_the_cost_of_a_genome(capsys):
+    assert cli.main(["profile", "vgg_small", "--genome", "0.5,2,1,1,1,0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs (binary/64 + fp)" in out and "(11.25 M)" in out
+    assert "603,979,776" in out  # binary MACs of VGG-Auto-A
+
+
+def test_profile_uniform_and_options(capsys):
+    assert cli.main(["profile", "mobilenet_m3", "--genome", "uniform:16", "--option", "width_multiplier=0.5", "--input-shape", "64,64,3"]) == 0
+    assert "mobilenet_m3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["profile", "vgg_smal"], "Unknown search space 'vgg_smal'; registered spaces are"),
+        (["profile", "vgg_small", "--genome", "0.5,2,1"], "has 3 values but this space has 6 genes"),
+        (["profile", "vgg_small", "--genome", "0.5,2,1,1,1,7"], "Gene 'conv6': value 7 is not allowed; allowed values are"),
+        (["profile", "vgg_small", "--genome", "a,b"], "is not a number"),
+        (["profile", "vgg_small", "--quantizer", "dorefaa"], "valid presets are bireal, dorefa, float, ste"),
+        (["profile", "vgg_small", "--option", "widht=2"], "valid options are"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, message):
+    result = subprocess.run([sys.executable, "-m", "lqsearch.cli", *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = [l for l in result.stderr.splitlines() if l.startswith("lqsearch: error:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr
