@@ -39,7 +39,7 @@ setup(
     package_dir={"lqsearch._recipes": "recipes"},
     package_data={"lqsearch._recipes": ["*.yaml"], "lqsearch": ["data_files/*"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=7", "pytest-timeout"]},
+    extras_require={"test": ["pytest>=7", "pytest-timeout", "dill"]},
     entry_points={"console_scripts": ["lqsearch=lqsearch.cli:main"]},
     license="Apache-2.0",
 )

@@ -161,6 +161,15 @@ class SearchSpace:
     def _build(self, genome: Genome, inputs, num_classes: int, preset) -> tf.Tensor:
         raise NotImplementedError
 
+    def layer_table(self, genome: Union[Sequence, Mapping[str, Any]]) -> list:
+        """[(gene name, concrete value)]: output channels for width genes, group counts for
+        group genes. Used by reports (channels per layer, as in seed 1's Figure 2)."""
+        genome = self.genome(genome)
+        return [(gene.name, self._concrete(gene, genome[gene.name])) for gene in self.genes]
+
+    def _concrete(self, gene: Gene, value) -> int:
+        return int(value)
+
     def get_config(self) -> Dict[str, Any]:
         """`{"name": ..., "options": ...}`, enough for `lqsearch.spaces.from_config`."""
         return {"name": self.name, "options": dict(self.options)}

@@ -49,6 +49,12 @@ class ResNet18Space(SearchSpace):
         blocks = [Gene(f"block{b + 1}_mid", WIDTH_RATIOS) for b in range(len(STAGE_WIDTHS) * BLOCKS_PER_STAGE)]
         return stages + blocks
 
+    def _concrete(self, gene, value):
+        if gene.name.startswith("stage"):
+            return self.channels(STAGE_WIDTHS[int(gene.name[len("stage"):]) - 1], value)
+        block = int(gene.name[len("block"):].split("_")[0])
+        return self.channels(STAGE_WIDTHS[(block - 1) // BLOCKS_PER_STAGE], value)
+
     def _stem(self, inputs, filters):
         stem = self.options["stem"]
         if stem == "auto":

@@ -39,6 +39,10 @@ class VGGSmallSpace(SearchSpace):
     def _make_genes(self):
         return [Gene(f"conv{i + 1}", WIDTH_RATIOS) for i in range(len(VGG_SMALL_LAYERS))]
 
+    def _concrete(self, gene, value):
+        index = int(gene.name[len("conv"):]) - 1
+        return self.channels(VGG_SMALL_LAYERS[index][0], value)
+
     def _build(self, genome, inputs, num_classes, preset):
         x = inputs
         for i, (base, pool) in enumerate(VGG_SMALL_LAYERS):

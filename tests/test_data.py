@@ -1,0 +1,528 @@
+"""Tests for lqsearch.data: every source, the splits, augmentation, bad input.
+
+All offline: tfds sources run under `tfds.testing.mock_data`, local files are
+written by the tests, and the real Debian Fashion-MNIST files are used only if
+installed (CI installs `dataset-fashion-mnist`).
+"""
+import gzip
+import hashlib
+import importlib.util
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from lqsearch import data
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+needs_debian_files = pytest.mark.skipif(
+    not DEBIAN_DIR.is_dir(), reason="Debian package dataset-fashion-mnist is not installed")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def write_idx(path, array, magic=None):
+    """Write a uint8 array as a gzip IDX file (magic defaults to the array's rank)."""
+    array = np.asarray(array, dtype=np.uint8)
+    magic = (0x0800 | array.ndim) if magic is None else magic
+    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.tobytes())
+    return path
+
+
+def tagged_images(count, shape=(28, 28), start=0):
+    """Images whose first two pixels encode their id (start..start+count-1) in base 256."""
+    images = np.random.default_rng(start).integers(0, 256, size=(count, *shape), dtype=np.uint8)
+    ids = np.arange(start, start + count)
+    images.reshape(count, -1)[:, 0] = ids // 256
+    images.reshape(count, -1)[:, 1] = ids % 256
+    return images
+
+
+def image_ids(images):
+    """Decode the ids written by `tagged_images` (uint8 or [0, 1] float images)."""
+    flat = np.round(np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+                    * (255 if np.asarray(images).dtype != np.uint8 else 1))
+    return (flat[:, 0] * 256 + flat[:, 1]).astype(np.int64)
+
+
+def fashion_dir(tmp_path, num_train=60, num_test=20):
+    """Write a small Fashion-MNIST-like IDX folder; labels cycle over 10 classes."""
+    folder = tmp_path / "fashion"
+    folder.mkdir()
+    files = data._idx.FASHION_MNIST_FILES
+    write_idx(folder / files["x_train"], tagged_images(num_train))
+    write_idx(folder / files["y_train"], np.arange(num_train) % 10)
+    write_idx(folder / files["x_test"], tagged_images(num_test, start=1000))
+    write_idx(folder / files["y_test"], np.arange(num_test) % 10)
+    return folder
+
+
+def small_arrays(num_train=80, num_test=20, shape=(32, 32, 3), num_classes=4):
+    """Tagged uint8 images and cycling labels for `data.from_arrays`."""
+    return {"x_train": tagged_images(num_train, shape),
+            "y_train": np.arange(num_train) % num_classes,
+            "x_test": tagged_images(num_test, shape, start=5000),
+            "y_test": np.arange(num_test) % num_classes}
+
+
+def write_npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def collect(pipeline):
+    """Concatenate a whole pipeline into numpy (images, labels)."""
+    batches = [(x.numpy(), y.numpy()) for x, y in pipeline]
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+
+
+def check_batch(dataset, split):
+    """Check the first batch of a pipeline: shape, dtypes, value range, labels."""
+    images, labels = dataset.take_batches(split, 1)[0]
+    assert images.shape[1:] == dataset.input_shape
+    assert images.dtype == np.float32 and labels.dtype == np.int32
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert 0 <= labels.min() and labels.max() < dataset.num_classes
+    return images, labels
+
+
+# ----------------------------------------------------------------------------- sources
+
+def test_list_sources_and_parse_source_accept_every_listed_name():
+    names = data.list_sources()
+    assert {"cifar10", "cifar100", "mnist", "fashion_mnist", "imagenet2012",
+            "fashion_mnist_local", "embedded", "npz:PATH"} == set(names)
+    for name in names:
+        spec = data.parse_source(name)
+        assert spec.kind in ("tfds", "local", "npz")
+    assert data.parse_source("npz:/tmp/x.npz").path == Path("/tmp/x.npz")
+    assert data.parse_source("cifar10").family == "cifar"
+
+
+@pytest.mark.parametrize("source, suggestion", [("cifar-10", "cifar10"),
+                                                ("fashion-mnist", "fashion_mnist"),
+                                                ("imagenet", "imagenet2012")])
+def test_unknown_source_lists_valid_names_and_suggests_the_closest(source, suggestion):
+    with pytest.raises(data.DataError) as error:
+        data.parse_source(source)
+    message = str(error.value)
+    assert f"Did you mean {suggestion!r}" in message
+    assert "npz:PATH" in message and "embedded" in message
+    assert issubclass(data.DataError, ValueError)
+
+
+def test_npz_prefix_without_path_is_rejected():
+    with pytest.raises(data.DataError, match="has no path"):
+        data.parse_source("npz:")
+
+
+def test_embedded_sample_is_a_stratified_real_sample():
+    dataset = data.load_dataset("embedded", batch_size=256)
+    assert (dataset.name, dataset.family, dataset.input_shape) == ("embedded", "mnist",
+                                                                     (28, 28, 1))
+    assert (dataset.num_train, dataset.num_test, dataset.num_classes) == (3000, 1000, 10)
+    assert dataset.num_search_val == 300 and dataset.num_search_train == 2700
+    assert np.bincount(dataset.arrays["train"][1]).tolist() == [300] * 10
+    assert np.bincount(dataset.arrays["search_val"][1]).tolist() == [30] * 10
+    images, _ = check_batch(dataset, "test")
+    assert images.std() > 0.1  # real pictures, not blank
+    files = REPO_ROOT / "lqsearch" / "data_files"
+    npz_size = (files / "fashion_mnist_sample.npz").stat().st_size
+    assert npz_size < 3 * 2**20
+    assert "MIT" in (files / "LICENSE-fashion-mnist.txt").read_text()
+    npz_sha256 = hashlib.sha256((files / "fashion_mnist_sample.npz").read_bytes()).hexdigest()
+    assert npz_sha256 in (files / "PROVENANCE.md").read_text()
+
+
+@needs_debian_files
+def test_embedded_sample_is_reproduced_by_the_tool_from_debian_files():
+    spec = importlib.util.spec_from_file_location(
+        "make_embedded_sample", REPO_ROOT / "tools" / "make_embedded_sample.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    full = data._idx.read_fashion_mnist_dir(DEBIAN_DIR)
+    sample = tool.draw_sample(full, train_per_class=300, test_per_class=100, seed=0)
+    with np.load(REPO_ROOT / "lqsearch" / "data_files" / "fashion_mnist_sample.npz") as shipped:
+        for key, array in sample.items():
+            np.testing.assert_array_equal(shipped[key], array, err_msg=key)
+    provenance = (REPO_ROOT / "lqsearch" / "data_files" / "PROVENANCE.md").read_text()
+    assert tool.sha256(DEBIAN_DIR / "train-images-idx3-ubyte.gz") in provenance
+
+
+def test_fashion_mnist_local_reads_idx_files(tmp_path):
+    folder = fashion_dir(tmp_path, num_train=60, num_test=20)
+    dataset = data.load_dataset("fashion_mnist_local", data_dir=folder, batch_size=16)
+    assert (dataset.num_train, dataset.num_test, dataset.num_classes) == (60, 20, 10)
+    assert dataset.num_search_train + dataset.num_search_val == 60
+    assert dataset.num_search_val == 6
+    check_batch(dataset, "train")
+    test_images, test_labels = collect(dataset.test)
+    assert image_ids(test_images).tolist() == list(range(1000, 1020))
+    assert test_labels.tolist() == [i % 10 for i in range(20)]
+
+
+def test_fashion_mnist_local_accepts_uncompressed_files(tmp_path):
+    folder = fashion_dir(tmp_path)
+    for gz_file in folder.glob("*.gz"):
+        gz_file.with_suffix("").write_bytes(gzip.decompress(gz_file.read_bytes()))
+        gz_file.unlink()
+    assert data.load_dataset("fashion_mnist_local", data_dir=folder).num_train == 60
+
+
+@needs_debian_files
+def test_fashion_mnist_local_reads_the_debian_files():
+    dataset = data.load_dataset("fashion_mnist_local", eval_batch_size=500)
+    assert (dataset.num_train, dataset.num_test, dataset.num_classes) == (60000, 10000, 10)
+    assert (dataset.num_search_train, dataset.num_search_val) == (54000, 6000)
+    assert np.bincount(dataset.arrays["test"][1]).tolist() == [1000] * 10
+    images, _ = check_batch(dataset, "search_val")
+    assert images.shape == (500, 28, 28, 1)
+
+
+def test_npz_source(tmp_path):
+    path = write_npz(tmp_path / "mine.npz", **small_arrays(num_train=40, num_test=12))
+    dataset = data.load_dataset(f"npz:{path}", batch_size=8, search_per_class=2)
+    assert (dataset.name, dataset.family, dataset.input_shape) == ("npz", "cifar", (32, 32, 3))
+    assert (dataset.num_classes, dataset.num_train, dataset.num_test) == (4, 40, 12)
+    assert (dataset.num_search_val, dataset.num_search_train) == (8, 32)
+    assert np.bincount(dataset.arrays["search_val"][1]).tolist() == [2, 2, 2, 2]
+    check_batch(dataset, "search_train")
+    assert dataset.num_batches("search_train") == 4 and dataset.num_batches("test") == 2
+
+
+def test_npz_grayscale_and_column_labels(tmp_path):
+    arrays = small_arrays(num_train=30, num_test=10, shape=(28, 28), num_classes=3)
+    arrays["y_train"] = arrays["y_train"].reshape(-1, 1).astype(np.uint8)
+    dataset = data.load_dataset(f"npz:{write_npz(tmp_path / 'g.npz', **arrays)}")
+    assert (dataset.family, dataset.input_shape, dataset.num_classes) == ("mnist", (28, 28, 1), 3)
+
+
+TFDS_CASES = [("cifar10", (32, 32, 3), 10, "cifar"), ("cifar100", (32, 32, 3), 100, "cifar"),
+              ("mnist", (28, 28, 1), 10, "mnist"), ("fashion_mnist", (28, 28, 1), 10, "mnist")]
+
+
+@pytest.mark.parametrize("name, shape, num_classes, family", TFDS_CASES)
+def test_tfds_sources_under_mock_data(name, shape, num_classes, family):
+    with tfds.testing.mock_data(num_examples=30):
+        dataset = data.load_dataset(name, batch_size=8)
+    assert (dataset.input_shape, dataset.num_classes, dataset.family) == (shape, num_classes,
+                                                                        family)
+    assert (dataset.num_train, dataset.num_test) == (30, 30)
+    assert (dataset.num_search_train, dataset.num_search_val) == (27, 3)
+    for split in data.SPLITS:
+        check_batch(dataset, split)
+
+
+def test_tfds_source_that_is_not_prepared_names_the_fix(tmp_path):
+    with pytest.raises(data.DataError) as error:
+        data.load_dataset("mnist", data_dir=tmp_path)
+    assert "not prepared" in str(error.value) and "download=True" in str(error.value)
+    assert str(tmp_path) in str(error.value)
+
+
+def fake_imagenet(self, split, decoders=None, read_config=None, **kwargs):
+    """Mocked `_as_dataset` for imagenet2012: 24 images of varying size, labels 0..3."""
+    del self, split, decoders, read_config, kwargs
+
+    def examples():
+        rng = np.random.default_rng(0)
+        for index in range(24):
+            height, width = rng.integers(40, 90, size=2)
+            yield {"image": rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8),
+                   "label": index % 4, "file_name": f"n{index:08d}.JPEG"}
+    signature = {"image": tf.TensorSpec((None, None, 3), tf.uint8),
+                 "label": tf.TensorSpec((), tf.int64),
+                 "file_name": tf.TensorSpec((), tf.string)}
+    stream = tf.data.Dataset.from_generator(examples, output_signature=signature)
+    return stream.apply(tf.data.experimental.assert_cardinality(24))
+
+
+@pytest.fixture(name="imagenet_manual_dir")
+def fixture_imagenet_manual_dir(tmp_path):
+    """A manual dir holding (empty) ILSVRC2012 tar files; mock_data never reads them."""
+    for file_name in data.IMAGENET_MANUAL_FILES:
+        (tmp_path / file_name).write_bytes(b"")
+    return tmp_path
+
+
+def test_imagenet2012_under_mock_data(imagenet_manual_dir):
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
+                                as_dataset_fn=fake_imagenet):
+        dataset = data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir,
+                                    train_limit=24, search_per_class=2, image_size=32,
+                                    batch_size=8)
+        assert (dataset.family, dataset.input_shape, dataset.num_classes) == (
+            "imagenet", (32, 32, 3), 1000)
+        assert (dataset.num_train, dataset.num_search_train, dataset.num_search_val,
+                dataset.num_test) == (24, 16, 8, 24)
+        assert dataset.arrays is None
+        for split in data.SPLITS:
+            images, labels = collect(dataset.pipeline(split))
+            assert images.shape == (dataset.num_examples(split), 32, 32, 3)
+            assert 0.0 <= images.min() and images.max() <= 1.0 and labels.dtype == np.int32
+        assert np.bincount(collect(dataset.search_val)[1]).tolist() == [2, 2, 2, 2]
+        assert np.bincount(collect(dataset.search_train)[1]).tolist() == [4, 4, 4, 4]
+        # Evaluation pipelines are deterministic; training ones are augmented.
+        np.testing.assert_array_equal(collect(dataset.test)[0], collect(dataset.test)[0])
+
+
+def test_imagenet2012_default_crop_is_224(imagenet_manual_dir):
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
+                                as_dataset_fn=fake_imagenet):
+        dataset = data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir,
+                                    train_limit=24, search_per_class=1, batch_size=4)
+        assert dataset.input_shape == (224, 224, 3)
+        assert check_batch(dataset, "train")[0].shape == (4, 224, 224, 3)
+
+
+def test_imagenet2012_errors(tmp_path, imagenet_manual_dir):
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
+                                as_dataset_fn=fake_imagenet):
+        with pytest.raises(data.DataError, match="manual_dir="):
+            data.load_dataset("imagenet2012")
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        with pytest.raises(data.DataError, match="missing ILSVRC2012_img_train.tar") as error:
+            data.load_dataset("imagenet2012", manual_dir=empty)
+        assert str(empty) in str(error.value)
+        with pytest.raises(data.DataError, match="search_per_class"):
+            data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir,
+                              search_fraction=0.1)
+        with pytest.raises(data.DataError, match="cannot hold"):  # 24 images < 50 x 1000
+            data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir)
+
+
+# ----------------------------------------------------------------------------- splits
+
+def test_search_splits_are_a_disjoint_stratified_split_of_train():
+    arrays = small_arrays(num_train=100, num_test=20)
+    dataset = data.from_arrays(**arrays, batch_size=16, search_fraction=0.2, augment=False)
+    train_ids = set(image_ids(collect(dataset.train)[0]))
+    search_train_ids = set(image_ids(collect(dataset.search_train)[0]))
+    search_val_ids = set(image_ids(collect(dataset.search_val)[0]))
+    test_ids = set(image_ids(collect(dataset.test)[0]))
+    assert train_ids == set(range(100)) and test_ids == set(range(5000, 5020))
+    assert not search_train_ids & search_val_ids
+    assert search_train_ids | search_val_ids == train_ids
+    assert (len(search_train_ids), len(search_val_ids)) == (80, 20)
+    assert (dataset.num_search_train, dataset.num_search_val) == (80, 20)
+    assert np.bincount(dataset.arrays["search_val"][1]).tolist() == [5, 5, 5, 5]
+
+
+def test_limits_keep_a_stratified_subset():
+    dataset = data.from_arrays(**small_arrays(num_train=100, num_test=40), train_limit=40,
+                               test_limit=20)
+    assert (dataset.num_train, dataset.num_test, dataset.num_search_val) == (40, 20, 4)
+    assert np.bincount(dataset.arrays["train"][1]).tolist() == [10] * 4
+    assert np.bincount(dataset.arrays["test"][1]).tolist() == [5] * 4
+
+
+def test_split_too_small_for_search_is_rejected():
+    with pytest.raises(data.DataError, match="too small"):
+        data.from_arrays(**small_arrays(num_train=4, num_test=4), search_fraction=0.1)
+
+
+def test_same_seed_gives_the_same_batches_and_another_seed_does_not():
+    def first_batch(seed):
+        dataset = data.from_arrays(**small_arrays(), batch_size=16, seed=seed)
+        return dataset.take_batches("train", 1)[0], dataset.arrays["search_val"][1]
+
+    (images_a, labels_a), val_a = first_batch(3)
+    (images_b, labels_b), val_b = first_batch(3)
+    (images_c, _), _ = first_batch(4)
+    np.testing.assert_array_equal(images_a, images_b)
+    np.testing.assert_array_equal(labels_a, labels_b)
+    np.testing.assert_array_equal(val_a, val_b)
+    assert not np.array_equal(images_a, images_c)
+
+
+def test_training_pipelines_reshuffle_every_epoch():
+    dataset = data.from_arrays(**small_arrays(), batch_size=80, augment=False)
+    first, second = (image_ids(collect(dataset.train)[0]) for _ in range(2))
+    assert sorted(first) == sorted(second) and first.tolist() != second.tolist()
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+def test_cifar_augmentation_only_on_training_pipelines():
+    arrays = small_arrays(num_train=40, num_test=20)
+    plain = data.from_arrays(**arrays, batch_size=64, augment=False)
+    augmented = data.from_arrays(**arrays, batch_size=64, augment=True)
+    assert augmented.family == "cifar"
+    for split in ("search_val", "test"):  # evaluation pipelines: untouched, in order
+        images, labels = collect(augmented.pipeline(split))
+        raw_images, raw_labels = augmented.arrays[split]
+        np.testing.assert_allclose(images, raw_images / 255.0, atol=1e-6)
+        np.testing.assert_array_equal(labels, raw_labels)
+    for split in ("train", "search_train"):  # same shuffle order, different pixels
+        plain_images, plain_labels = collect(plain.pipeline(split))
+        aug_images, aug_labels = collect(augmented.pipeline(split))
+        np.testing.assert_array_equal(plain_labels, aug_labels)
+        assert aug_images.shape == plain_images.shape
+        assert not np.allclose(plain_images, aug_images)
+        assert not np.allclose(collect(augmented.pipeline(split))[0], aug_images)  # new epoch
+        raw = np.sort(plain.arrays[split][0].reshape(len(plain_images), -1) / 255.0, axis=0)
+        np.testing.assert_allclose(np.sort(plain_images.reshape(len(raw), -1), axis=0), raw,
+                                   atol=1e-6)
+
+
+def test_mnist_family_is_not_augmented():
+    arrays = small_arrays(num_train=40, num_test=10, shape=(28, 28), num_classes=4)
+    dataset = data.from_arrays(**arrays, batch_size=64, augment=True)
+    assert dataset.family == "mnist"
+    images, _ = collect(dataset.train)
+    assert sorted(image_ids(images)) == list(range(40))
+    by_id = images[np.argsort(image_ids(images))]
+    np.testing.assert_allclose(by_id[..., 0], arrays["x_train"] / 255.0, atol=1e-6)
+
+
+def test_image_size_resizes_mnist_like_data(tmp_path):
+    dataset = data.load_dataset("fashion_mnist_local", data_dir=fashion_dir(tmp_path),
+                                image_size=32, batch_size=8)
+    assert dataset.input_shape == (32, 32, 1)
+    for split in data.SPLITS:
+        assert check_batch(dataset, split)[0].shape[1:] == (32, 32, 1)
+
+
+def test_family_override_adds_cifar_augmentation_to_grayscale():
+    arrays = small_arrays(num_train=40, num_test=10, shape=(28, 28), num_classes=4)
+    plain = data.from_arrays(**arrays, batch_size=64, augment=False, family="cifar")
+    augmented = data.from_arrays(**arrays, batch_size=64, family="cifar")
+    assert augmented.family == "cifar"
+    assert not np.allclose(collect(plain.train)[0], collect(augmented.train)[0])
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def break_missing_file(folder):
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    return "t10k-labels-idx1-ubyte.gz", "not found"
+
+
+def break_truncated_gzip(folder):
+    path = folder / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    return path.name, "truncated or corrupt"
+
+
+def break_not_gzip(folder):
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"this is not gzip at all")
+    return "train-labels-idx1-ubyte.gz", "truncated or corrupt"
+
+
+def break_magic(folder):
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(60) % 10, magic=0x00000803)
+    return "train-labels-idx1-ubyte.gz", "magic number"
+
+
+def break_short_payload(folder):
+    path = folder / "t10k-images-idx3-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:-100]))
+    return path.name, "truncated"
+
+
+def break_counts(folder):
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(59) % 10)
+    return "train-labels-idx1-ubyte.gz", "59 labels"
+
+
+def break_label_range(folder):
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.full(20, 12))
+    return "t10k-labels-idx1-ubyte.gz", "out of range 0..9"
+
+
+@pytest.mark.parametrize("breaker", [break_missing_file, break_truncated_gzip, break_not_gzip,
+                                     break_magic, break_short_payload, break_counts,
+                                     break_label_range])
+def test_broken_idx_files_raise_one_clear_error(tmp_path, breaker):
+    folder = fashion_dir(tmp_path)
+    file_name, problem = breaker(folder)
+    with pytest.raises(data.DataError) as error:
+        data.load_dataset("fashion_mnist_local", data_dir=folder)
+    message = str(error.value)
+    assert file_name in message and problem in message
+    assert error.value.__cause__ is None
+
+
+def test_missing_idx_directory(tmp_path):
+    with pytest.raises(data.DataError, match="directory not found") as error:
+        data.load_dataset("fashion_mnist_local", data_dir=tmp_path / "nowhere")
+    assert "nowhere" in str(error.value)
+
+
+NPZ_BREAKS = {
+    "missing key": (lambda a: a.pop("y_test"), "missing key(s) 'y_test'"),
+    "negative label": (lambda a: a["y_train"].__setitem__(3, -1), "negative label -1"),
+    "label out of range": (lambda a: a["y_test"].__setitem__(0, 9), "out of range 0..3"),
+    "float labels": (lambda a: a.update(y_train=a["y_train"] + 0.5), "labels must be integers"),
+    "float images": (lambda a: a.update(x_train=a["x_train"] / 255.0), "expected uint8"),
+    "bad shape": (lambda a: a.update(x_test=a["x_test"].reshape(len(a["x_test"]), -1)),
+                  "has shape"),
+    "two channels": (lambda a: a.update(x_train=a["x_train"][..., :2]), "has shape"),
+    "count mismatch": (lambda a: a.update(y_train=a["y_train"][:-1]), "holds 39 labels"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NPZ_BREAKS))
+def test_broken_npz_raises_one_clear_error(tmp_path, case):
+    arrays = small_arrays(num_train=40, num_test=12)
+    breaker, problem = NPZ_BREAKS[case]
+    breaker(arrays)
+    path = write_npz(tmp_path / "broken.npz", **arrays)
+    with pytest.raises(data.DataError) as error:
+        data.load_dataset(f"npz:{path}")
+    message = str(error.value)
+    assert str(path) in message and problem in message
+    if case == "missing key":
+        assert "x_train, y_train, x_test, y_test" in message and "not a readable" not in message
+
+
+def test_npz_file_missing_or_not_an_npz(tmp_path):
+    with pytest.raises(data.DataError, match="npz file not found") as error:
+        data.load_dataset(f"npz:{tmp_path / 'absent.npz'}")
+    assert "absent.npz" in str(error.value)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04 definitely not a zip")
+    with pytest.raises(data.DataError, match="not a readable .npz") as error:
+        data.load_dataset(f"npz:{garbage}")
+    assert str(garbage) in str(error.value)
+    single = tmp_path / "single.npz"
+    with open(single, "wb") as handle:
+        np.save(handle, np.zeros(3, np.uint8))
+    with pytest.raises(data.DataError, match="single array") as error:
+        data.load_dataset(f"npz:{single}")
+    assert str(single) in str(error.value)
+    arrays = small_arrays()
+    arrays["y_train"] = np.array([str(i) for i in range(80)], dtype=object)
+    pickled = write_npz(tmp_path / "pickled.npz", **arrays)
+    with pytest.raises(data.DataError, match="not a readable .npz") as error:
+        data.load_dataset(f"npz:{pickled}")
+    assert str(pickled) in str(error.value)
+
+
+@pytest.mark.parametrize("options, problem", [
+    ({"search_fraction": 1.5}, "strictly between 0 and 1"),
+    ({"search_fraction": 0.2, "search_per_class": 3}, "not both"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"family": "faces"}, "unknown family"),
+    ({"image_size": (1, 2, 3)}, "image_size"),
+    ({"train_limit": -5}, "train_limit"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"search_fraction": "half"}, "search_fraction"),
+])
+def test_bad_options_raise_data_error(options, problem):
+    with pytest.raises(data.DataError, match=problem):
+        data.from_arrays(**small_arrays(), **options)
+
+
+def test_unknown_split_name():
+    dataset = data.from_arrays(**small_arrays(num_train=20, num_test=4))
+    with pytest.raises(data.DataError, match="valid splits"):
+        dataset.pipeline("validation")
