@@ -1,0 +1,251 @@
+"""Training: the papers' schedules as named presets, optimizers, compile/fit/evaluate.
+
+Presets (every field can be overridden with `TrainingConfig.replace(...)` or a recipe):
+
+| preset           | optimizer          | lr    | schedule                              | epochs | batch |
+|------------------|--------------------|-------|---------------------------------------|--------|-------|
+| `seed1_cifar`    | SGD, momentum 0.9  | 0.1   | x0.1 at epochs 60 / 120 / 180         | 200    | 128   |
+| `seed1_imagenet` | SGD, momentum 0.9  | 0.1   | x0.1 at epochs 50 / 100 / 135         | 150    | 256   |
+| `seed2`          | Adam               | 1e-3  | linear decay to 0                     | 256    | 512   |
+| `cpu`            | Adam               | 2e-3  | linear decay to 0                     | 2      | 128   |
+
+A loss that becomes NaN raises `CandidateFailed`, so the search records a failed
+trial with its reason and goes on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any, Dict, Optional, Sequence
+
+import larq as lq
+import tensorflow as tf
+
+__all__ = [
+    "TrainingConfig",
+    "CandidateFailed",
+    "PRESETS",
+    "preset",
+    "make_optimizer",
+    "compile_model",
+    "fit",
+    "evaluate",
+    "get_strategy",
+]
+
+OPTIMIZERS = ("adam", "sgd", "bop")
+SCHEDULES = ("constant", "step", "linear", "cosine")
+
+
+class CandidateFailed(RuntimeError):
+    """A candidate could not be trained (e.g. its loss became NaN); the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How to train one model.
+
+    Attributes:
+        epochs: passes over the training pipeline.
+        optimizer: `adam`, `sgd` (momentum) or `bop` (larq's Bop for binary weights,
+            Adam for the others).
+        learning_rate: the initial learning rate (of the float optimizer for `bop`).
+        schedule: `constant`, `step` (x `decay_factor` at each of `milestones`, in
+            epochs), `linear` (to 0 at the end) or `cosine`.
+        milestones: epochs at which the `step` schedule decays.
+        decay_factor: the `step` schedule's factor.
+        momentum: SGD momentum.
+        batch_size: examples per step (the data pipeline is built with it).
+        steps_per_epoch: optional cap on steps per epoch (None: the whole pipeline).
+        bop_threshold, bop_gamma: Bop's hyperparameters.
+    """
+
+    epochs: int = 2
+    optimizer: str = "adam"
+    learning_rate: float = 2e-3
+    schedule: str = "linear"
+    milestones: Sequence[int] = ()
+    decay_factor: float = 0.1
+    momentum: float = 0.9
+    batch_size: int = 128
+    steps_per_epoch: Optional[int] = None
+    bop_threshold: float = 1e-8
+    bop_gamma: float = 1e-4
+
+    def __post_init__(self):
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_positive("epochs", self.epochs, integer=True, allow_zero=True)
+        _check_positive("learning_rate", self.learning_rate)
+        _check_positive("batch_size", self.batch_size, integer=True)
+        if self.steps_per_epoch is not None:
+            _check_positive("steps_per_epoch", self.steps_per_epoch, integer=True)
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+
+    def replace(self, **changes: Any) -> "TrainingConfig":
+        """A copy with `changes` applied (validated)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"Unknown training setting(s) {unknown}; valid settings are {sorted(f.name for f in dataclasses.fields(self))}.")
+        return dataclasses.replace(self, **changes)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+
+
+def _check_positive(name, value, *, integer=False, allow_zero=False):
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value < 0 or (value == 0 and not allow_zero):
+        what = "an integer" if integer else "a number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {what} {bound}; got {value!r}.")
+
+
+PRESETS: Dict[str, TrainingConfig] = {
+    "seed1_cifar": TrainingConfig(
+        epochs=200, optimizer="sgd", learning_rate=0.1, schedule="step", milestones=(60, 120, 180), batch_size=128
+    ),
+    "seed1_imagenet": TrainingConfig(
+        epochs=150, optimizer="sgd", learning_rate=0.1, schedule="step", milestones=(50, 100, 135), batch_size=256
+    ),
+    "seed2": TrainingConfig(epochs=256, optimizer="adam", learning_rate=1e-3, schedule="linear", batch_size=512),
+    "cpu": TrainingConfig(epochs=2, optimizer="adam", learning_rate=2e-3, schedule="linear", batch_size=128),
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainingConfig:
+    """The named schedule preset, with `overrides` applied.
+
+    Raises:
+        ValueError: on an unknown preset (listing the valid ones) or setting.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"Unknown training preset {name!r}; valid presets are {', '.join(sorted(PRESETS))}.")
+    return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
+
+
+def _learning_rate(config: TrainingConfig, steps_per_epoch: int):
+    total = max(1, config.epochs * steps_per_epoch)
+    if config.schedule == "constant":
+        return config.learning_rate
+    if config.schedule == "step":
+        boundaries = [m * steps_per_epoch for m in config.milestones]
+        values = [config.learning_rate * config.decay_factor**i for i in range(len(boundaries) + 1)]
+        return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else config.learning_rate
+    if config.schedule == "linear":
+        return tf.keras.optimizers.schedules.PolynomialDecay(config.learning_rate, total, end_learning_rate=0.0, power=1.0)
+    return tf.keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
+
+
+def make_optimizer(config: TrainingConfig, steps_per_epoch: int):
+    """Builds the optimizer and learning-rate schedule of `config`."""
+    lr = _learning_rate(config, steps_per_epoch)
+    if config.optimizer == "sgd":
+        return tf.keras.optimizers.SGD(lr, momentum=config.momentum)
+    if config.optimizer == "adam":
+        return tf.keras.optimizers.Adam(lr)
+    return lq.optimizers.CaseOptimizer(
+        (lq.optimizers.Bop.is_binary_variable, lq.optimizers.Bop(threshold=config.bop_threshold, gamma=config.bop_gamma)),
+        default_optimizer=tf.keras.optimizers.legacy.Adam(lr),
+    )
+
+
+def compile_model(model: tf.keras.Model, config: TrainingConfig, steps_per_epoch: int, num_classes: int) -> None:
+    """Compiles `model` (logits out) with sparse cross-entropy, top-1 and, from 100 classes, top-5."""
+    metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if num_classes >= 100:
+        metrics.append(tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch),
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=metrics,
+    )
+
+
+def steps_in(pipeline: tf.data.Dataset, config: TrainingConfig) -> int:
+    """Steps per epoch: the pipeline's length, capped by `config.steps_per_epoch`."""
+    length = int(pipeline.cardinality().numpy())
+    if length < 0:
+        if config.steps_per_epoch is None:
+            raise ValueError("The training pipeline has unknown length; set steps_per_epoch.")
+        return config.steps_per_epoch
+    return min(length, config.steps_per_epoch or length)
+
+
+def fit(
+    model: tf.keras.Model,
+    train: tf.data.Dataset,
+    config: TrainingConfig,
+    *,
+    num_classes: int,
+    validation: Optional[tf.data.Dataset] = None,
+    log_dir: Optional[os.PathLike] = None,
+    verbose: int = 0,
+    callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+) -> tf.keras.callbacks.History:
+    """Compiles and trains `model` for `config.epochs`.
+
+    Arguments:
+        model: a Keras model returning logits (build it inside the strategy's scope).
+        train: batched (image, label) pipeline.
+        config: the `TrainingConfig`.
+        num_classes: used to decide on top-5.
+        validation: optional pipeline evaluated after each epoch.
+        log_dir: TensorBoard logs go there when given.
+        verbose: Keras progress output (0 quiet, 1 bar, 2 one line per epoch).
+        callbacks: extra Keras callbacks.
+
+    Returns:
+        The Keras `History`.
+
+    Raises:
+        CandidateFailed: if the loss becomes NaN or infinite.
+    """
+    steps = steps_in(train, config)
+    compile_model(model, config, steps, num_classes)
+    all_callbacks = [tf.keras.callbacks.TerminateOnNaN(), *callbacks]
+    if log_dir is not None:
+        all_callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(log_dir), profile_batch=0))
+    if config.epochs == 0:
+        return tf.keras.callbacks.History()
+    history = model.fit(
+        train.repeat() if config.steps_per_epoch else train,
+        epochs=config.epochs,
+        steps_per_epoch=steps if config.steps_per_epoch else None,
+        validation_data=validation,
+        callbacks=all_callbacks,
+        verbose=verbose,
+    )
+    losses = history.history.get("loss", [])
+    if not losses or any(not math.isfinite(l) for l in losses):
+        raise CandidateFailed(f"training loss became NaN or infinite (loss per epoch: {losses})")
+    return history
+
+
+def evaluate(model: tf.keras.Model, pipeline: tf.data.Dataset, *, num_classes: int, verbose: int = 0) -> Dict[str, float]:
+    """Top-1 (and from 100 classes top-5) accuracy of `model` on `pipeline`, in percent.
+
+    Compiles the model (without an optimizer) when it is not compiled yet.
+    """
+    if not getattr(model, "_is_compiled", False):
+        compile_model(model, TrainingConfig(epochs=0), 1, num_classes)
+    values = model.evaluate(pipeline, verbose=verbose, return_dict=True)
+    loss = values.get("loss", float("nan"))
+    if not math.isfinite(loss):
+        raise CandidateFailed(f"evaluation loss is {loss}")
+    result = {"accuracy": 100.0 * float(values["accuracy"]), "loss": float(loss)}
+    if "top5" in values:
+        result["top5"] = 100.0 * float(values["top5"])
+    return result
+
+
+def get_strategy(name: str = "default") -> tf.distribute.Strategy:
+    """`default` (one device) or `mirrored` (data-parallel over all local GPUs)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    raise ValueError(f"Unknown distribution strategy {name!r}; valid strategies are default, mirrored.")

@@ -1,0 +1,258 @@
+"""`BinaryArchitectureSearch`: the Keras Tuner `Tuner` that searches an lqsearch space.
+
+One trial: genome -> model -> cost (cached by genome) -> FLOPs ceiling ->
+weights (scratch / inherit / oneshot) -> accuracy on the search-val split ->
+fitness. It reports one objective, `fitness`, plus `accuracy`, `flops`,
+`binary_macs` and `memory_bits` as extra metrics (Keras Tuner would sum a list
+of objectives).
+
+    fitness = max(Acc - lambda * FLOPs / FLOPs_ref, 0)
+
+with Acc in percent and FLOPs_ref the cost of the space's unexpanded binary
+network (seed 1). With `lam=None` the fitness is the accuracy alone and FLOPs
+act only through the `max_flops` ceiling (seed 2).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import keras_tuner as kt
+
+from lqsearch import artifact, cost, training
+from lqsearch.evaluation import EvaluationConfig, make_evaluator
+from lqsearch.oracle import EvolutionaryOracle
+
+__all__ = ["BinaryArchitectureSearch", "SpaceHyperModel", "fitness", "budget_constraint"]
+
+METRICS = ("fitness", "accuracy", "flops", "binary_macs", "memory_bits", "duration_s")
+
+
+def fitness(accuracy: float, flops: float, reference_flops: float, lam: Optional[float]) -> float:
+    """Seed 1's eq. 4: `max(accuracy - lam * flops / reference_flops, 0)`; the accuracy when `lam` is None."""
+    if lam is None:
+        return float(accuracy)
+    return max(float(accuracy) - lam * flops / reference_flops, 0.0)
+
+
+class SpaceHyperModel(kt.HyperModel):
+    """A Keras Tuner HyperModel over an lqsearch space: one `hp.Choice` per gene.
+
+    Use it in your own Keras Tuner code (any tuner) to search an lqsearch space.
+    """
+
+    def __init__(self, space, *, input_shape, num_classes: int, quantizer: Optional[str] = None):
+        super().__init__(name=space.name)
+        self.space = space
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.quantizer = quantizer or space.default_quantizer
+
+    def declare_hyperparameters(self, hp):
+        self.space.genes.declare(hp)
+
+    def build(self, hp):
+        genome = self.space.genes.declare(hp)
+        model = self.space.build(genome, input_shape=self.input_shape, num_classes=self.num_classes, quantizer=self.quantizer)
+        training.compile_model(model, training.PRESETS["cpu"], 1, self.num_classes)
+        return model
+
+
+def budget_constraint(space, cost_of: Callable, max_flops: float) -> Callable[[Dict[str, Any]], bool]:
+    """An oracle constraint: the genome's FLOPs are at most `max_flops`."""
+
+    def within_budget(values: Dict[str, Any]) -> bool:
+        return cost_of(space.genes.from_hyperparameters(values)).flops <= max_flops
+
+    return within_budget
+
+
+class BinaryArchitectureSearch(kt.Tuner):
+    """Evolutionary search of a binary architecture space (a Keras Tuner `Tuner`).
+
+    Arguments:
+        space: an `lqsearch.spaces.SearchSpace`.
+        dataset: an `lqsearch.data.Dataset` (search-train / search-val splits are used).
+        oracle: a Keras Tuner oracle with objective `fitness` (max). Default: an
+            `EvolutionaryOracle` built from `max_trials`, `population_size`,
+            `num_parents`, `num_crossovers`, `num_mutations`, `mutation_rate`, `seed`.
+        quantizer: the preset name (default: the space's).
+        evaluation: an `EvaluationConfig` (default: `scratch`, 2 epochs).
+        lam: lambda of the fitness; None for accuracy only.
+        max_flops: FLOPs ceiling; genomes above it are never trained.
+        verbose_training: Keras progress output of candidate training.
+        save_candidates: keep each trained candidate's weights (for `get_best_models`).
+        **kwargs: `directory`, `project_name`, `overwrite`, ... as for any `kt.Tuner`,
+            and the oracle settings above.
+
+    Raises:
+        ValueError: on invalid settings.
+    """
+
+    def __init__(
+        self,
+        space,
+        dataset,
+        *,
+        oracle: Optional[kt.Oracle] = None,
+        quantizer: Optional[str] = None,
+        evaluation: Optional[EvaluationConfig] = None,
+        lam: Optional[float] = 4.0,
+        max_flops: Optional[float] = None,
+        verbose_training: int = 0,
+        save_candidates: bool = True,
+        max_trials: int = 10,
+        population_size: int = 8,
+        num_parents: int = 4,
+        num_crossovers: int = 1,
+        num_mutations: int = 1,
+        mutation_rate: float = 0.2,
+        seed: Optional[int] = None,
+        **kwargs,
+    ):
+        if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0):
+            raise ValueError(f"lambda must be a number >= 0 (or None for accuracy only); got {lam!r}.")
+        if max_flops is not None and (isinstance(max_flops, bool) or not isinstance(max_flops, (int, float)) or max_flops <= 0):
+            raise ValueError(f"max_flops must be a number > 0 (or None for no ceiling); got {max_flops!r}.")
+        self.space = space
+        self.dataset = dataset
+        self.quantizer = quantizer or space.default_quantizer
+        self.evaluation = evaluation or EvaluationConfig()
+        self.lam = lam
+        self.max_flops = max_flops
+        self.verbose_training = verbose_training
+        self.save_candidates = save_candidates
+        self.cost_of = cost.CostCache(
+            space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer
+        )
+        self.reference_flops = self.cost_of(space.reference_genome()).flops
+        if oracle is None:
+            oracle = EvolutionaryOracle(
+                objective=kt.Objective("fitness", "max"),
+                max_trials=max_trials,
+                population_size=population_size,
+                num_parents=num_parents,
+                num_crossovers=num_crossovers,
+                num_mutations=num_mutations,
+                mutation_rate=mutation_rate,
+                constraint=budget_constraint(space, self.cost_of, max_flops) if max_flops else None,
+                seed=seed,
+                max_consecutive_failed_trials=max(3, population_size),
+            )
+        hypermodel = SpaceHyperModel(space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer)
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self._evaluator = None
+
+    # -- one trial -----------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.project_dir)
+
+    def evaluator(self):
+        """The candidate evaluator, prepared on first use (trains the widest network / supernet once)."""
+        if self._evaluator is None:
+            evaluator = make_evaluator(
+                self.space, self.dataset, self.evaluation, quantizer=self.quantizer, run_dir=self.run_dir, verbose=self.verbose_training
+            )
+            evaluator.prepare()
+            self._evaluator = evaluator
+        return self._evaluator
+
+    def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
+        """Evaluates one genome; returns the metrics. Failures become failed trials with their reason."""
+        start = time.time()
+        genome = self.space.genes.from_hyperparameters(trial.hyperparameters)
+        try:
+            candidate_cost = self.cost_of(genome)
+        except Exception as error:  # a genome that does not build is a failed trial, not a crash
+            raise kt.errors.FailedTrialError(f"the candidate does not build: {error}") from error
+        if self.max_flops is not None and candidate_cost.flops > self.max_flops:
+            raise kt.errors.FailedTrialError(
+                f"FLOPs {candidate_cost.flops:.4g} exceed max_flops {self.max_flops:.4g}; the candidate was not trained"
+            )
+        try:
+            accuracy, model = self.evaluator().evaluate(genome, log_dir=Path(self.get_trial_dir(trial.trial_id)) / "logs")
+        except training.CandidateFailed as error:
+            raise kt.errors.FailedTrialError(str(error)) from error
+        if model is not None and self.save_candidates:
+            self._save_candidate(trial.trial_id, model, genome, accuracy)
+        return {
+            "fitness": fitness(accuracy, candidate_cost.flops, self.reference_flops, self.lam),
+            "accuracy": float(accuracy),
+            "flops": float(candidate_cost.flops),
+            "binary_macs": float(candidate_cost.binary_macs),
+            "memory_bits": float(candidate_cost.memory_bits),
+            "duration_s": time.time() - start,
+        }
+
+    def _card(self, genome, metrics=None) -> artifact.ModelCard:
+        return artifact.ModelCard(
+            space=self.space.get_config(), genome=dict(genome), quantizer=self.quantizer,
+            input_shape=tuple(self.dataset.input_shape), num_classes=self.dataset.num_classes,
+            metrics=dict(metrics or {}), dataset=self.dataset.name,
+        )
+
+    def _save_candidate(self, trial_id, model, genome, accuracy) -> None:
+        artifact.save(Path(self.get_trial_dir(trial_id)) / "candidate", model, self._card(genome, {"search_val_accuracy": accuracy}))
+
+    def load_model(self, trial):
+        """The trial's model: its saved weights (scratch / inherit) or extracted from the supernet (oneshot)."""
+        directory = Path(self.get_trial_dir(trial.trial_id)) / "candidate"
+        if (directory / artifact.CARD_FILE).exists():
+            return artifact.load(directory)[0]
+        genome = self.space.genes.from_hyperparameters(trial.hyperparameters)
+        if self.evaluation.mode == "oneshot":
+            return self.evaluator().supernet.extract(genome)
+        raise ValueError(f"Trial {trial.trial_id} kept no weights (save_candidates=False); retrain its genome instead.")
+
+    # -- results -------------------------------------------------------------
+    def trial_records(self) -> List[Dict[str, Any]]:
+        """Every trial as a plain dict: id, generation, genome, status, metrics, duration, message."""
+        records = []
+        for trial_id, trial in sorted(self.oracle.trials.items(), key=lambda item: (len(item[0]), item[0])):
+            values = {name: _last_value(trial, name) for name in METRICS}
+            genome = self.space.genes.from_hyperparameters(trial.hyperparameters)
+            records.append(
+                {
+                    "trial_id": trial_id,
+                    "generation": _generation(self.oracle, trial_id),
+                    "genome": genome,
+                    "status": trial.status,
+                    **values,
+                    "message": _short_message(trial.message),
+                }
+            )
+        return records
+
+    def results_summary(self, num_trials: int = 10) -> None:
+        """Prints the best trials: genome (paper order), accuracy, FLOPs and fitness."""
+        completed = [r for r in self.trial_records() if r["status"] == "COMPLETED"]
+        completed.sort(key=lambda r: -r["fitness"])
+        print(f"Results summary: {len(completed)} completed trials in {self.project_dir}")
+        print(f"{'trial':>6}  {'fitness':>8}  {'acc %':>6}  {'MFLOPs':>8}  genome")
+        for record in completed[:num_trials]:
+            genome = ",".join(f"{v:g}" for v in record["genome"].values())
+            print(f"{record['trial_id']:>6}  {record['fitness']:8.2f}  {record['accuracy']:6.2f}  {record['flops'] / 1e6:8.3f}  {genome}")
+
+
+def _last_value(trial, name):
+    if not trial.metrics.exists(name):
+        return None
+    value = trial.metrics.get_last_value(name)
+    return None if value is None else float(value)
+
+
+def _generation(oracle, trial_id):
+    try:
+        return oracle.generation_of(trial_id)
+    except (AttributeError, ValueError):
+        return None
+
+
+def _short_message(message: Optional[str]) -> Optional[str]:
+    if not message:
+        return None
+    lines = [line for line in str(message).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
