@@ -122,7 +122,13 @@ def _add_extra_commands(sub) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the `lqsearch` console script. Returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # key=value overrides may come after options (`run NAME --smoke a.b=1`).
+        unknown = [e for e in extras if "=" not in e or e.startswith("-")]
+        if unknown or not hasattr(args, "overrides"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown or extras)}")
+        args.overrides = list(args.overrides) + extras
     try:
         return int(args.func(args) or 0)
     except (UsageError, ValueError) as error:

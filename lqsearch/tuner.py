@@ -206,6 +206,20 @@ class BinaryArchitectureSearch(kt.Tuner):
             return self.evaluator().supernet.extract(genome)
         raise ValueError(f"Trial {trial.trial_id} kept no weights (save_candidates=False); retrain its genome instead.")
 
+    def on_trial_end(self, trial):
+        """Keras Tuner hook; also calls `on_trial_record(record, completed)` and `on_results()` when set."""
+        super().on_trial_end(trial)
+        record_hook = getattr(self, "on_trial_record", None)
+        if record_hook is not None:
+            records = self.trial_records()
+            completed = sum(1 for r in records if r["status"] == "COMPLETED")
+            record = next((r for r in records if r["trial_id"] == trial.trial_id), None)
+            if record is not None:
+                record_hook(record, completed)
+        results_hook = getattr(self, "on_results", None)
+        if results_hook is not None:
+            results_hook()
+
     # -- results -------------------------------------------------------------
     def trial_records(self) -> List[Dict[str, Any]]:
         """Every trial as a plain dict: id, generation, genome, status, metrics, duration, message."""
