@@ -76,7 +76,8 @@ class BinaryArchitectureSearch(kt.Tuner):
         dataset: an `lqsearch.data.Dataset` (search-train / search-val splits are used).
         oracle: a Keras Tuner oracle with objective `fitness` (max). Default: an
             `EvolutionaryOracle` built from `max_trials`, `population_size`,
-            `num_parents`, `num_crossovers`, `num_mutations`, `mutation_rate`, `seed`.
+            `num_parents`, `num_crossovers`, `num_mutations`, `mutation_rate`, `seed`,
+            `max_sampling_attempts` (each attempt under a FLOPs ceiling profiles a new genome).
         quantizer: the preset name (default: the space's).
         evaluation: an `EvaluationConfig` (default: `scratch`, 2 epochs).
         lam: lambda of the fitness; None for accuracy only.
@@ -109,6 +110,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         num_mutations: int = 1,
         mutation_rate: float = 0.2,
         seed: Optional[int] = None,
+        max_sampling_attempts: int = 300,
         **kwargs,
     ):
         if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0):
@@ -127,6 +129,13 @@ class BinaryArchitectureSearch(kt.Tuner):
             space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer
         )
         self.reference_flops = self.cost_of(space.reference_genome()).flops
+        if max_flops is not None:
+            cheapest = self.cost_of(space.cheapest()).flops
+            if cheapest > max_flops:
+                raise ValueError(
+                    f"max_flops {max_flops:.4g} is below the FLOPs of the cheapest genome of {space.name} "
+                    f"({cheapest:.4g}); no candidate can satisfy it. Raise max_flops to at least {cheapest:.4g}."
+                )
         if oracle is None:
             oracle = EvolutionaryOracle(
                 objective=kt.Objective("fitness", "max"),
@@ -138,6 +147,7 @@ class BinaryArchitectureSearch(kt.Tuner):
                 mutation_rate=mutation_rate,
                 constraint=budget_constraint(space, self.cost_of, max_flops) if max_flops else None,
                 seed=seed,
+                max_sampling_attempts=max_sampling_attempts,
                 max_consecutive_failed_trials=max(3, population_size),
             )
         hypermodel = SpaceHyperModel(space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer)

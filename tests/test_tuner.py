@@ -1,0 +1,138 @@
+"""The search tuner: metrics and fitness, failed candidates, best models, summary, FLOPs ceiling."""
+import math
+
+import keras_tuner as kt
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import lqsearch.spaces
+from lqsearch import training
+from lqsearch.data import load_dataset
+from lqsearch.evaluation import EvaluationConfig
+from lqsearch.spaces.vgg_small import VGGSmallSpace
+from lqsearch.tuner import BinaryArchitectureSearch, SpaceHyperModel, fitness
+
+QUICK = EvaluationConfig(epochs=1, training=training.preset("cpu", steps_per_epoch=3))
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_dataset("embedded", batch_size=32, train_limit=400, test_limit=100, search_fraction=0.25)
+
+
+def _tuner(space, dataset, tmp_path, **kwargs):
+    settings = dict(evaluation=QUICK, max_trials=4, population_size=2, num_parents=2, seed=11,
+                    directory=str(tmp_path), project_name="search", overwrite=True)
+    settings.update(kwargs)
+    return BinaryArchitectureSearch(space, dataset, **settings)
+
+
+def test_fitness_is_seed1_equation_4():
+    assert fitness(90.0, 2e6, 1e6, 4.0) == pytest.approx(82.0)
+    assert fitness(5.0, 4e6, 1e6, 4.0) == 0.0  # clipped at 0
+    assert fitness(71.5, 9e9, 1e6, None) == 71.5  # accuracy only (seed 2)
+
+
+def test_search_reports_metrics_and_best_models(dataset, tmp_path, capsys):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    tuner = _tuner(space, dataset, tmp_path)
+    tuner.search(verbose=0)
+    records = tuner.trial_records()
+    completed = [r for r in records if r["status"] == "COMPLETED"]
+    assert len(completed) == 4
+    genomes = [tuple(r["genome"].values()) for r in completed]
+    assert len(set(genomes)) == 4  # never the same genome twice
+    for record in completed:
+        expected_cost = tuner.cost_of(record["genome"])
+        assert record["flops"] == pytest.approx(expected_cost.flops)
+        assert record["binary_macs"] == expected_cost.binary_macs
+        assert 0 <= record["accuracy"] <= 100
+        assert record["fitness"] == pytest.approx(fitness(record["accuracy"], record["flops"], tuner.reference_flops, 4.0))
+        assert record["duration_s"] > 0
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    best_record = max(completed, key=lambda r: r["fitness"])
+    assert space.genes.from_hyperparameters(best_hp) == best_record["genome"]
+    best_model = tuner.get_best_models(1)[0]
+    x, _ = next(iter(dataset.search_val))
+    assert best_model.predict(x, verbose=0).shape == (x.shape[0], 10)
+    tuner.results_summary()
+    out = capsys.readouterr().out
+    assert "fitness" in out and f"{best_record['fitness']:.2f}" in out
+
+
+class _FaultySpace(VGGSmallSpace):
+    """VGG-small whose conv1=0.25 candidates produce NaN logits and conv1=4 candidates fail to build."""
+
+    name = "faulty_vgg"
+
+    def _build(self, genome, inputs, num_classes, preset):
+        if genome["conv1"] == 4.0:
+            raise ValueError("this candidate cannot be built")
+        logits = super()._build(genome, inputs, num_classes, preset)
+        if genome["conv1"] == 0.25:
+            logits = tf.keras.layers.Lambda(lambda t: t * float("nan"), name="poison")(logits)
+        return logits
+
+
+def test_nan_and_unbuildable_candidates_fail_and_the_search_goes_on(dataset, tmp_path):
+    space = _FaultySpace(width_multiplier=0.125)
+    tuner = _tuner(space, dataset, tmp_path, max_trials=5, population_size=3, save_candidates=False, seed=123)
+    tuner.search(verbose=0)
+    records = tuner.trial_records()
+    failed = [r for r in records if r["status"] == "FAILED"]
+    completed = [r for r in records if r["status"] == "COMPLETED"]
+    assert len(completed) == 5
+    assert all(r["genome"]["conv1"] not in (0.25, 4.0) for r in completed)
+    reasons = {r["genome"]["conv1"]: r["message"] for r in failed}
+    assert failed, "the seed should propose at least one faulty genome"
+    for conv1, message in reasons.items():
+        expected = "NaN" if conv1 == 0.25 else "cannot be built"
+        assert expected in message
+
+
+def test_flops_ceiling_is_checked_before_training(dataset, tmp_path):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    reference = lqsearch.cost.profile(space.build(space.uniform(1), input_shape=dataset.input_shape, num_classes=10)).flops
+    tuner = _tuner(space, dataset, tmp_path, max_flops=reference, lam=None)
+    tuner.search(verbose=0)
+    completed = [r for r in tuner.trial_records() if r["status"] == "COMPLETED"]
+    assert completed and all(r["flops"] <= reference for r in completed)
+    assert all(r["fitness"] == r["accuracy"] for r in completed)
+
+
+def test_unsatisfiable_ceiling_is_refused_with_the_minimum(dataset, tmp_path):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    with pytest.raises(ValueError, match="below the FLOPs of the cheapest genome .* Raise max_flops to at least"):
+        _tuner(space, dataset, tmp_path, max_flops=1.0)
+
+
+def test_a_ceiling_almost_nothing_meets_stops_cleanly(dataset, tmp_path):
+    """One valid genome in 46,656: sampling is bounded, so the search stops with a message."""
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    cheapest = lqsearch.cost.profile(space.build(space.cheapest(), input_shape=dataset.input_shape, num_classes=10)).flops
+    tuner = _tuner(space, dataset, tmp_path, max_flops=cheapest * 1.0001, max_trials=3, max_sampling_attempts=20)
+    tuner.search(verbose=0)
+    completed = [r for r in tuner.trial_records() if r["status"] == "COMPLETED"]
+    assert all(r["genome"] == space.cheapest() for r in completed)
+    assert "constraint" in tuner.oracle.stop_reason and "20 attempts" in tuner.oracle.stop_reason
+
+
+def test_space_hypermodel_in_a_plain_keras_tuner(dataset, tmp_path):
+    """Users can search an lqsearch space with any Keras Tuner tuner."""
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    hypermodel = SpaceHyperModel(space, input_shape=dataset.input_shape, num_classes=10)
+    tuner = kt.RandomSearch(hypermodel, objective="val_accuracy", max_trials=2, directory=str(tmp_path), seed=3)
+    tuner.search(dataset.search_train.take(2), validation_data=dataset.search_val.take(1), epochs=1, verbose=0)
+    best = tuner.get_best_hyperparameters(1)[0]
+    assert set(space.genes.from_hyperparameters(best)) == set(space.genes.names)
+
+
+def test_invalid_settings_are_refused(dataset, tmp_path):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    with pytest.raises(ValueError, match="lambda must be a number >= 0"):
+        _tuner(space, dataset, tmp_path, lam=-1)
+    with pytest.raises(ValueError, match="max_flops must be a number > 0"):
+        _tuner(space, dataset, tmp_path, max_flops=0)
+    with pytest.raises(ValueError, match="evaluation.mode must be one of scratch, inherit, oneshot"):
+        EvaluationConfig(mode="fast")
