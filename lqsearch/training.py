@@ -28,6 +28,7 @@ __all__ = [
     "PRESETS",
     "preset",
     "make_optimizer",
+    "learning_rate_schedule",
     "compile_model",
     "fit",
     "evaluate",
@@ -127,12 +128,15 @@ def preset(name: str, **overrides: Any) -> TrainingConfig:
     return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
 
 
-def _learning_rate(config: TrainingConfig, steps_per_epoch: int):
+def learning_rate_schedule(config: TrainingConfig, steps_per_epoch: int):
+    """The learning rate (a float or a Keras schedule) of `config` for `steps_per_epoch`."""
     total = max(1, config.epochs * steps_per_epoch)
     if config.schedule == "constant":
         return config.learning_rate
     if config.schedule == "step":
-        boundaries = [m * steps_per_epoch for m in config.milestones]
+        # PiecewiseConstantDecay keeps values[i] while step <= boundaries[i]: decay from the
+        # first step of epoch `m` on (step m * steps_per_epoch, counting from 0).
+        boundaries = [m * steps_per_epoch - 1 for m in config.milestones]
         values = [config.learning_rate * config.decay_factor**i for i in range(len(boundaries) + 1)]
         return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else config.learning_rate
     if config.schedule == "linear":
@@ -142,7 +146,7 @@ def _learning_rate(config: TrainingConfig, steps_per_epoch: int):
 
 def make_optimizer(config: TrainingConfig, steps_per_epoch: int):
     """Builds the optimizer and learning-rate schedule of `config`."""
-    lr = _learning_rate(config, steps_per_epoch)
+    lr = learning_rate_schedule(config, steps_per_epoch)
     if config.optimizer == "sgd":
         return tf.keras.optimizers.SGD(lr, momentum=config.momentum)
     if config.optimizer == "adam":

@@ -1,0 +1,117 @@
+"""Schedules, weight inheritance (exact channel copy) and final retraining (save, reload, predict)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import lqsearch.spaces
+from lqsearch import artifact, training
+from lqsearch.data import load_dataset
+from lqsearch.final import retrain
+from lqsearch.inheritance import inherit_first_channels
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_dataset("embedded", batch_size=50, train_limit=300, test_limit=100, search_fraction=0.2)
+
+
+def test_paper_presets():
+    cifar = training.preset("seed1_cifar")
+    assert (cifar.epochs, cifar.optimizer, cifar.learning_rate, cifar.milestones) == (200, "sgd", 0.1, (60, 120, 180))
+    imagenet = training.preset("seed1_imagenet")
+    assert (imagenet.epochs, imagenet.milestones) == (150, (50, 100, 135))
+    seed2 = training.preset("seed2")
+    assert (seed2.optimizer, seed2.learning_rate, seed2.schedule, seed2.batch_size, seed2.epochs) == ("adam", 1e-3, "linear", 512, 256)
+    assert training.preset("seed2", epochs=3).epochs == 3
+
+
+def test_step_schedule_decays_at_the_milestones():
+    schedule = training.learning_rate_schedule(training.preset("seed1_cifar"), steps_per_epoch=10)
+    assert [float(schedule(step)) for step in (0, 599, 600, 1200, 1800)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.0001])
+
+
+def test_linear_schedule_reaches_zero():
+    schedule = training.learning_rate_schedule(training.preset("seed2", epochs=2), steps_per_epoch=5)
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(10)) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"optimizer": "rmsprop"}, "optimizer must be one of adam, sgd, bop"),
+        ({"epochs": -1}, "epochs must be an integer >= 0"),
+        ({"learning_rate": 0}, "learning_rate must be a number > 0"),
+        ({"warmup": 3}, "Unknown training setting"),
+    ],
+)
+def test_bad_training_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        training.preset("cpu", **kwargs)
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="valid presets are cpu, seed1_cifar, seed1_imagenet, seed2"):
+        training.preset("seed3")
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "bop"])
+def test_every_optimizer_trains(dataset, optimizer):
+    model = lqsearch.spaces.get("vgg_small", width_multiplier=0.125).build([1] * 6, input_shape=dataset.input_shape, num_classes=10)
+    config = training.preset("cpu", epochs=1, optimizer=optimizer, steps_per_epoch=2)
+    history = training.fit(model, dataset.search_train, config, num_classes=10)
+    assert np.isfinite(history.history["loss"][0])
+    assert 0 <= training.evaluate(model, dataset.search_val, num_classes=10)["accuracy"] <= 100
+
+
+def test_nan_loss_raises_candidate_failed(dataset):
+    inputs = tf.keras.Input(dataset.input_shape)
+    outputs = tf.keras.layers.Lambda(lambda t: t * float("nan"))(tf.keras.layers.Dense(10)(tf.keras.layers.Flatten()(inputs)))
+    with pytest.raises(training.CandidateFailed, match="NaN"):
+        training.fit(tf.keras.Model(inputs, outputs), dataset.search_train, training.preset("cpu", epochs=1), num_classes=10)
+
+
+@pytest.mark.parametrize("name, target", [("vgg_small", [0.25, 2, 1, 0.5, 3, 0.25]), ("resnet18", [1, 0.5, 2, 3, 0.25, 1, 2, 4, 0.5, 1, 3, 2])])
+def test_inherit_copies_the_first_channels_exactly(name, target):
+    space = lqsearch.spaces.get(name, width_multiplier=0.125)
+    shape = {"input_shape": (32, 32, 3), "num_classes": 10}
+    widest = space.build(space.costliest(), **shape)
+    for weight in widest.weights:  # distinct values everywhere, so a wrong slice cannot match
+        weight.assign(tf.random.stateless_normal(weight.shape, seed=(len(weight.name), 1)))
+    candidate = space.build(target, **shape)
+    report = inherit_first_channels(candidate, widest)
+    assert not report["skipped"]
+    for layer in candidate.layers:
+        if not layer.weights or layer.name == "fc":
+            continue
+        for got, source in zip(layer.get_weights(), widest.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(got, source[tuple(slice(0, d) for d in got.shape)])
+    if name == "vgg_small":  # the FC after Flatten keeps the first channels at every pixel
+        got = candidate.get_layer("fc").get_weights()[0]
+        source = widest.get_layer("fc").get_weights()[0]
+        c_got, c_src = candidate.get_layer("conv6").filters, widest.get_layer("conv6").filters
+        np.testing.assert_array_equal(got.reshape(-1, c_got, 10), source.reshape(-1, c_src, 10)[:, :c_got, :])
+
+
+def test_inherit_refuses_a_narrower_source():
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    narrow = space.build([0.25] * 6, input_shape=(32, 32, 3), num_classes=10)
+    wide = space.build([1] * 6, input_shape=(32, 32, 3), num_classes=10)
+    with pytest.raises(ValueError, match="must be at least as wide"):
+        inherit_first_channels(wide, narrow)
+
+
+def test_final_retraining_saves_a_model_that_reloads_and_predicts_the_same(dataset, tmp_path):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    genome = space.genome([0.5, 2, 1, 1, 1, 0.5])
+    config = training.preset("cpu", epochs=1, steps_per_epoch=2)
+    card = retrain(space, genome, dataset, config, quantizer="bireal", out_dir=tmp_path / "final")
+    assert 0 <= card.metrics["test_accuracy"] <= 100 and card.metrics["flops"] > 0
+    model, loaded_card = artifact.load(tmp_path / "final")
+    assert loaded_card.genome == genome and loaded_card.space == space.get_config() and loaded_card.quantizer == "bireal"
+    x, _ = next(iter(dataset.test))
+    scores = training.evaluate(model, dataset.test, num_classes=10)
+    assert scores["accuracy"] == pytest.approx(card.metrics["test_accuracy"])
+    again = retrain(space, genome, dataset, config, quantizer="bireal", out_dir=tmp_path / "final")
+    assert again == card  # finished models are not retrained on resume
+    np.testing.assert_allclose(artifact.load(tmp_path / "final")[0].predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
