@@ -90,6 +90,7 @@ class SearchSettings:
     generations: int = 2
     max_trials: Optional[int] = None
     lam: Optional[float] = 4.0
+    cost_metric: str = "flops"
     max_flops: Optional[float] = None
     seed: int = 1
     baselines: Tuple[Any, ...] = ()
@@ -146,7 +147,7 @@ _RANGES = {
     "data.batch_size": (1, None), "data.search_fraction": (0, 1), "data.search_per_class": (1, None),
     "data.train_limit": (1, None), "data.test_limit": (1, None), "data.image_size": (1, None),
 }
-_CHOICES = {"evaluation.mode": ("scratch", "inherit", "oneshot")}
+_CHOICES = {"evaluation.mode": ("scratch", "inherit", "oneshot"), "search.cost_metric": ("flops", "latency")}
 
 #: The smoke preset: any recipe shrunk to seconds on the embedded sample.
 SMOKE_OVERRIDES = {

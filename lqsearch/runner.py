@@ -117,7 +117,8 @@ def build_tuner(recipe: recipes.Recipe, space, dataset, out_dir: Path, progress:
     )
     search = recipe.search
     tuner = BinaryArchitectureSearch(
-        space, dataset, quantizer=recipe.quantizer, evaluation=config, lam=search.lam, max_flops=search.max_flops,
+        space, dataset, quantizer=recipe.quantizer, evaluation=config, lam=search.lam, cost_metric=search.cost_metric,
+        max_flops=search.max_flops,
         verbose_training=verbose, max_trials=search.trials, population_size=search.population_size,
         num_parents=search.num_parents, num_crossovers=search.num_crossovers, num_mutations=search.num_mutations,
         mutation_rate=search.mutation_rate, seed=search.seed, directory=str(out_dir), project_name="tuner", overwrite=False,
@@ -169,6 +170,7 @@ def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, final
         "dataset": recipe.dataset,
         "objective": "fitness",
         "lambda": recipe.search.lam,
+        "cost_metric": recipe.search.cost_metric,
         "max_flops": recipe.search.max_flops,
         "reference_flops": tuner.reference_flops,
         "stop_reason": getattr(tuner.oracle, "stop_reason", None),

@@ -10,7 +10,9 @@ of objectives).
 
 with Acc in percent and FLOPs_ref the cost of the space's unexpanded binary
 network (seed 1). With `lam=None` the fitness is the accuracy alone and FLOPs
-act only through the `max_flops` ceiling (seed 2).
+act only through the `max_flops` ceiling (seed 2). With
+`cost_metric="latency"` the measured single-image LCE latency (cached by
+genome in `latency.json`) replaces FLOPs in the fitness.
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from lqsearch.oracle import EvolutionaryOracle
 
 __all__ = ["BinaryArchitectureSearch", "SpaceHyperModel", "fitness", "budget_constraint"]
 
-METRICS = ("fitness", "accuracy", "flops", "binary_macs", "memory_bits", "duration_s")
+METRICS = ("fitness", "accuracy", "flops", "binary_macs", "memory_bits", "latency_s", "duration_s")
+COST_METRICS = ("flops", "latency")
 
 
 def fitness(accuracy: float, flops: float, reference_flops: float, lam: Optional[float]) -> float:
@@ -81,6 +84,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         quantizer: the preset name (default: the space's).
         evaluation: an `EvaluationConfig` (default: `scratch`, 2 epochs).
         lam: lambda of the fitness; None for accuracy only.
+        cost_metric: `flops` or `latency` (measured LCE latency) in the fitness.
         max_flops: FLOPs ceiling; genomes above it are never trained.
         verbose_training: Keras progress output of candidate training.
         save_candidates: keep each trained candidate's weights (for `get_best_models`).
@@ -100,6 +104,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         quantizer: Optional[str] = None,
         evaluation: Optional[EvaluationConfig] = None,
         lam: Optional[float] = 4.0,
+        cost_metric: str = "flops",
         max_flops: Optional[float] = None,
         verbose_training: int = 0,
         save_candidates: bool = True,
@@ -117,6 +122,9 @@ class BinaryArchitectureSearch(kt.Tuner):
             raise ValueError(f"lambda must be a number >= 0 (or None for accuracy only); got {lam!r}.")
         if max_flops is not None and (isinstance(max_flops, bool) or not isinstance(max_flops, (int, float)) or max_flops <= 0):
             raise ValueError(f"max_flops must be a number > 0 (or None for no ceiling); got {max_flops!r}.")
+        if cost_metric not in COST_METRICS:
+            raise ValueError(f"cost_metric must be one of {', '.join(COST_METRICS)}; got {cost_metric!r}.")
+        self.cost_metric = cost_metric
         self.space = space
         self.dataset = dataset
         self.quantizer = quantizer or space.default_quantizer
@@ -153,6 +161,14 @@ class BinaryArchitectureSearch(kt.Tuner):
         hypermodel = SpaceHyperModel(space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self._evaluator = None
+        self.latency_of = None
+        if cost_metric == "latency":
+            from lqsearch.lce import LatencyCache
+
+            self.latency_of = LatencyCache(
+                space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer,
+                path=Path(self.project_dir) / "latency.json",
+            )
 
     # -- one trial -----------------------------------------------------------
     @property
@@ -187,8 +203,15 @@ class BinaryArchitectureSearch(kt.Tuner):
             raise kt.errors.FailedTrialError(str(error)) from error
         if model is not None and self.save_candidates:
             self._save_candidate(trial.trial_id, model, genome, accuracy)
+        metrics = {}
+        if self.latency_of is not None:
+            metrics["latency_s"] = self.latency_of(genome)
+            score = fitness(accuracy, metrics["latency_s"], self.latency_of(self.space.reference_genome()), self.lam)
+        else:
+            score = fitness(accuracy, candidate_cost.flops, self.reference_flops, self.lam)
         return {
-            "fitness": fitness(accuracy, candidate_cost.flops, self.reference_flops, self.lam),
+            **metrics,
+            "fitness": score,
             "accuracy": float(accuracy),
             "flops": float(candidate_cost.flops),
             "binary_macs": float(candidate_cost.binary_macs),

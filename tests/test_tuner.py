@@ -136,3 +136,18 @@ def test_invalid_settings_are_refused(dataset, tmp_path):
         _tuner(space, dataset, tmp_path, max_flops=0)
     with pytest.raises(ValueError, match="evaluation.mode must be one of scratch, inherit, oneshot"):
         EvaluationConfig(mode="fast")
+
+
+def test_latency_aware_fitness(dataset, tmp_path):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    tuner = _tuner(space, dataset, tmp_path, cost_metric="latency", max_trials=2)
+    tuner.search(verbose=0)
+    completed = [r for r in tuner.trial_records() if r["status"] == "COMPLETED"]
+    assert len(completed) == 2
+    reference = tuner.latency_of(space.reference_genome())
+    for record in completed:
+        assert record["latency_s"] > 0
+        assert record["fitness"] == pytest.approx(fitness(record["accuracy"], record["latency_s"], reference, 4.0))
+    assert (tmp_path / "search" / "latency.json").exists()
+    with pytest.raises(ValueError, match="cost_metric must be one of flops, latency"):
+        _tuner(space, dataset, tmp_path, cost_metric="energy")
