@@ -18,11 +18,12 @@ reference FLOPs and latency comparisons.
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable, Dict
 
 import larq as lq
 import tensorflow as tf
+
+from lqsearch._registry import Registry
 
 __all__ = [
     "QuantizerPreset",
@@ -33,7 +34,7 @@ __all__ = [
     "FloatReLU",
 ]
 
-_PRESETS: Dict[str, type] = {}
+_PRESETS = Registry("quantizer preset", "presets")
 
 
 @lq.utils.register_keras_custom_object
@@ -68,26 +69,8 @@ class FloatReLU(lq.quantizers.Quantizer):
 
 
 def register_preset(name: str) -> Callable[[type], type]:
-    """Class decorator that registers a `QuantizerPreset` subclass under `name`.
-
-    Arguments:
-        name: the preset name users pass as `quantizer=`.
-
-    Returns:
-        The decorator, which returns the class unchanged.
-
-    Raises:
-        ValueError: if `name` is already registered.
-    """
-
-    def decorator(cls: type) -> type:
-        if name in _PRESETS:
-            raise ValueError(f"Quantizer preset {name!r} is already registered.")
-        cls.name = name
-        _PRESETS[name] = cls
-        return cls
-
-    return decorator
+    """Class decorator that registers a `QuantizerPreset` subclass under `name`."""
+    return _PRESETS.register(name)
 
 
 class QuantizerPreset:
@@ -159,7 +142,7 @@ class FloatPreset(QuantizerPreset):
 
 def list_presets() -> list:
     """Returns the registered preset names, sorted."""
-    return sorted(_PRESETS)
+    return _PRESETS.names()
 
 
 def get(name: str | QuantizerPreset) -> QuantizerPreset:
@@ -170,11 +153,4 @@ def get(name: str | QuantizerPreset) -> QuantizerPreset:
     """
     if isinstance(name, QuantizerPreset):
         return name
-    if name not in _PRESETS:
-        close = difflib.get_close_matches(str(name), list(_PRESETS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"Unknown quantizer preset {name!r}; valid presets are "
-            f"{', '.join(list_presets())}.{hint}"
-        )
-    return _PRESETS[name]()
+    return _PRESETS.lookup(name)()

@@ -22,7 +22,7 @@ def test_profile_uniform_and_options(capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["profile", "vgg_smal"], "Unknown search space 'vgg_smal'; registered spaces are"),
+        (["profile", "vgg_smal"], "Unknown search space 'vgg_smal'; valid spaces are"),
         (["profile", "vgg_small", "--genome", "0.5,2,1"], "has 3 values but this space has 6 genes"),
         (["profile", "vgg_small", "--genome", "0.5,2,1,1,1,7"], "Gene 'conv6': value 7 is not allowed; allowed values are"),
         (["profile", "vgg_small", "--genome", "a,b"], "is not a number"),

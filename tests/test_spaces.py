@@ -22,7 +22,7 @@ def test_registry_lists_the_paper_spaces():
 
 
 def test_unknown_space_lists_registered_ones():
-    with pytest.raises(ValueError, match="registered spaces are mobilenet_m1, .*vgg_small"):
+    with pytest.raises(ValueError, match="valid spaces are mobilenet_m1, .*vgg_small"):
         lqsearch.spaces.get("vgg_smal")
 
 

@@ -17,15 +17,7 @@ def binary_conv(x, filters: int, kernel_size: int, *, preset, name: str, strides
     quiet = kwargs.get("kernel_constraint") is None and kwargs.get("kernel_quantizer") is not None
     with _without_starved_weights_warning() if quiet else contextlib.nullcontext():
         layer = lq.layers.QuantConv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            padding="same",
-            groups=groups,
-            use_bias=False,
-            kernel_initializer="glorot_normal",
-            name=name,
-            **kwargs,
+            **_conv_arguments(filters, kernel_size, strides, groups, name), kernel_initializer="glorot_normal", **kwargs
         )
     return layer(x)
 
@@ -51,15 +43,13 @@ def _without_starved_weights_warning():
 def float_conv(x, filters: int, kernel_size: int, *, name: str, strides: int = 1, groups: int = 1):
     """A full-precision `Conv2D` with 'same' padding and no bias (first layers, FP shortcuts)."""
     return tf.keras.layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="same",
-        groups=groups,
-        use_bias=False,
-        kernel_initializer="he_normal",
-        name=name,
+        **_conv_arguments(filters, kernel_size, strides, groups, name), kernel_initializer="he_normal"
     )(x)
+
+
+def _conv_arguments(filters: int, kernel_size: int, strides: int, groups: int, name: str) -> dict:
+    """Arguments shared by every conv of the spaces: 'same' padding, no bias (BN follows)."""
+    return dict(filters=filters, kernel_size=kernel_size, strides=strides, padding="same", groups=groups, use_bias=False, name=name)
 
 
 def batch_norm(x, *, name: str):

@@ -1,39 +1,27 @@
 """`SearchSpace`: the base class of every registered search space, and the space registry."""
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
 from lqsearch import quantizers
+from lqsearch._registry import Registry
 from lqsearch.genome import Gene, GeneSet, Genome
 
 __all__ = ["SearchSpace", "register_space", "get", "list_spaces", "from_config"]
 
-_SPACES: Dict[str, type] = {}
+_SPACES = Registry("search space", "spaces")
 
 
 def register_space(name: str) -> Callable[[type], type]:
-    """Class decorator that registers a `SearchSpace` subclass under `name`.
-
-    Raises:
-        ValueError: if `name` is already registered.
-    """
-
-    def decorator(cls: type) -> type:
-        if name in _SPACES:
-            raise ValueError(f"Search space {name!r} is already registered.")
-        cls.name = name
-        _SPACES[name] = cls
-        return cls
-
-    return decorator
+    """Class decorator that registers a `SearchSpace` subclass under `name`."""
+    return _SPACES.register(name)
 
 
 def list_spaces() -> list:
     """Returns the names of the registered search spaces, sorted."""
-    return sorted(_SPACES)
+    return _SPACES.names()
 
 
 def get(name: str, **options: Any) -> "SearchSpace":
@@ -46,13 +34,7 @@ def get(name: str, **options: Any) -> "SearchSpace":
     Raises:
         ValueError: on an unknown name (listing the registered ones) or an unknown option.
     """
-    if name not in _SPACES:
-        close = difflib.get_close_matches(str(name), list(_SPACES), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"Unknown search space {name!r}; registered spaces are {', '.join(list_spaces())}.{hint}"
-        )
-    return _SPACES[name](**options)
+    return _SPACES.lookup(name)(**options)
 
 
 def from_config(config: Mapping[str, Any]) -> "SearchSpace":
