@@ -10,37 +10,35 @@ Public API::
     tuner = lqsearch.BinaryArchitectureSearch(space, dataset, max_trials=..., directory=...)
     lqsearch.zoo.load("quickstart-vgg-small", registry="registry")
 """
-from lqsearch import cost, quantizers, spaces
+import importlib
+
 from lqsearch._version import __version__
-from lqsearch.genome import Gene, GeneSet
-from lqsearch.oracle import EvolutionaryOracle
+
+# Submodules and classes load on first use, so `import lqsearch` (and the CLI) does
+# not import TensorFlow until something needs it.
+_MODULES = (
+    "spaces", "cost", "quantizers", "genome", "data", "training", "evaluation", "supernet", "recipes",
+    "runner", "report", "zoo", "lce", "artifact", "final", "inheritance", "tuner", "oracle",
+)
+_CLASSES = {
+    "Gene": "lqsearch.genome",
+    "GeneSet": "lqsearch.genome",
+    "EvolutionaryOracle": "lqsearch.oracle",
+    "BinaryArchitectureSearch": "lqsearch.tuner",
+    "SpaceHyperModel": "lqsearch.tuner",
+}
 
 
 def __getattr__(name):
-    """Heavier modules load on first use: `lqsearch.zoo`, `lqsearch.data`, `lqsearch.BinaryArchitectureSearch`..."""
-    import importlib
-
-    lazy_attributes = {"BinaryArchitectureSearch": ("lqsearch.tuner", "BinaryArchitectureSearch"),
-                       "SpaceHyperModel": ("lqsearch.tuner", "SpaceHyperModel")}
-    if name in lazy_attributes:
-        module, attribute = lazy_attributes[name]
-        return getattr(importlib.import_module(module), attribute)
-    if name in _LAZY_MODULES:
+    if name in _CLASSES:
+        return getattr(importlib.import_module(_CLASSES[name]), name)
+    if name in _MODULES:
         return importlib.import_module(f"lqsearch.{name}")
     raise AttributeError(f"module 'lqsearch' has no attribute {name!r}")
 
 
-_LAZY_MODULES = ("data", "training", "evaluation", "supernet", "recipes", "runner", "report", "zoo", "lce", "artifact", "final", "inheritance", "tuner", "oracle")
+def __dir__():
+    return sorted(__all__)
 
-__all__ = [
-    "__version__",
-    "spaces",
-    "cost",
-    "quantizers",
-    "Gene",
-    "GeneSet",
-    "EvolutionaryOracle",
-    "BinaryArchitectureSearch",
-    "SpaceHyperModel",
-    *_LAZY_MODULES,
-]
+
+__all__ = ["__version__", *_CLASSES, *_MODULES]
