@@ -48,6 +48,7 @@ class MagnitudeAwareSignUnclipped(lq.quantizers.Quantizer):
 
     precision = 1
 
+    @tf.autograph.experimental.do_not_convert
     def call(self, inputs):
         scale = tf.stop_gradient(tf.reduce_mean(tf.abs(inputs)))
 
@@ -64,6 +65,7 @@ class FloatReLU(lq.quantizers.Quantizer):
 
     precision = 32
 
+    @tf.autograph.experimental.do_not_convert
     def call(self, inputs):
         return tf.nn.relu(inputs)
 
