@@ -49,7 +49,7 @@ class MagnitudeAwareSignUnclipped(lq.quantizers.Quantizer):
     precision = 1
 
     @tf.autograph.experimental.do_not_convert
-    def call(self, inputs):
+    def call(self, inputs, training=None):  # `training` is unused; do_not_convert hides the signature
         scale = tf.stop_gradient(tf.reduce_mean(tf.abs(inputs)))
 
         @tf.custom_gradient
@@ -66,7 +66,7 @@ class FloatReLU(lq.quantizers.Quantizer):
     precision = 32
 
     @tf.autograph.experimental.do_not_convert
-    def call(self, inputs):
+    def call(self, inputs, training=None):  # `training` is unused; do_not_convert hides the signature
         return tf.nn.relu(inputs)
 
 
