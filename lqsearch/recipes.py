@@ -128,6 +128,7 @@ class Recipe:
     description: str = ""
     space_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
     quantizer: Optional[str] = None
+    strategy: str = "default"
     dataset: str = "embedded"
     data: DataSettings = DataSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
@@ -147,7 +148,7 @@ _RANGES = {
     "data.batch_size": (1, None), "data.search_fraction": (0, 1), "data.search_per_class": (1, None),
     "data.train_limit": (1, None), "data.test_limit": (1, None), "data.image_size": (1, None),
 }
-_CHOICES = {"evaluation.mode": ("scratch", "inherit", "oneshot"), "search.cost_metric": ("flops", "latency")}
+_CHOICES = {"strategy": ("default", "mirrored"), "evaluation.mode": ("scratch", "inherit", "oneshot"), "search.cost_metric": ("flops", "latency")}
 
 #: The smoke preset: any recipe shrunk to seconds on the embedded sample.
 SMOKE_OVERRIDES = {

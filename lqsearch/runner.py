@@ -107,6 +107,7 @@ def load_data(recipe: recipes.Recipe):
 def build_tuner(recipe: recipes.Recipe, space, dataset, out_dir: Path, progress: Optional[Progress], verbose: int):
     """The `BinaryArchitectureSearch` of `recipe`, resuming the project in `out_dir/tuner`."""
     from lqsearch.evaluation import EvaluationConfig
+    from lqsearch.training import get_strategy
     from lqsearch.tuner import BinaryArchitectureSearch
 
     evaluation = recipe.evaluation
@@ -119,7 +120,7 @@ def build_tuner(recipe: recipes.Recipe, space, dataset, out_dir: Path, progress:
     tuner = BinaryArchitectureSearch(
         space, dataset, quantizer=recipe.quantizer, evaluation=config, lam=search.lam, cost_metric=search.cost_metric,
         max_flops=search.max_flops,
-        verbose_training=verbose, max_trials=search.trials, population_size=search.population_size,
+        verbose_training=verbose, strategy=get_strategy(recipe.strategy), max_trials=search.trials, population_size=search.population_size,
         num_parents=search.num_parents, num_crossovers=search.num_crossovers, num_mutations=search.num_mutations,
         mutation_rate=search.mutation_rate, seed=search.seed, directory=str(out_dir), project_name="tuner", overwrite=False,
     )
@@ -159,10 +160,7 @@ def _is_width_space(space) -> bool:
 
 def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, final) -> Dict[str, Any]:
     """Writes `results.json` atomically and returns it."""
-    from lqsearch.report import pareto_front
-
     trials = tuner.trial_records()
-    completed = [t for t in trials if t["status"] == "COMPLETED"]
     results = {
         "recipe": recipe.name,
         "space": tuner.space.get_config(),
@@ -175,7 +173,7 @@ def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, final
         "reference_flops": tuner.reference_flops,
         "stop_reason": getattr(tuner.oracle, "stop_reason", None),
         "trials": trials,
-        "pareto": pareto_front((t["trial_id"], t["accuracy"], t["flops"]) for t in completed),
+        "pareto": [t["trial_id"] for t in tuner.pareto_set()],
         "baselines": baselines,
         "final": final,
     }
@@ -196,6 +194,7 @@ def run_final(recipe: recipes.Recipe, tuner, dataset, out_dir: Path, verbose: in
         card = retrain(
             tuner.space, record["genome"], dataset, recipe.final.training.config().replace(epochs=recipe.final.epochs),
             quantizer=tuner.quantizer, out_dir=directory, verbose=verbose, extra={"trial_id": record["trial_id"]},
+            strategy=tuner.strategy,
         )
         cards.append((directory.name, card))
     name, best = cards[0]

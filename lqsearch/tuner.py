@@ -87,6 +87,8 @@ class BinaryArchitectureSearch(kt.Tuner):
         cost_metric: `flops` or `latency` (measured LCE latency) in the fitness.
         max_flops: FLOPs ceiling; genomes above it are never trained.
         verbose_training: Keras progress output of candidate training.
+        strategy: a `tf.distribute.Strategy` to train each candidate data-parallel
+            (default: the current one; see `lqsearch.training.get_strategy`).
         save_candidates: keep each trained candidate's weights (for `get_best_models`).
         **kwargs: `directory`, `project_name`, `overwrite`, ... as for any `kt.Tuner`,
             and the oracle settings above.
@@ -107,6 +109,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         cost_metric: str = "flops",
         max_flops: Optional[float] = None,
         verbose_training: int = 0,
+        strategy=None,
         save_candidates: bool = True,
         max_trials: int = 10,
         population_size: int = 8,
@@ -132,6 +135,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         self.lam = lam
         self.max_flops = max_flops
         self.verbose_training = verbose_training
+        self.strategy = strategy
         self.save_candidates = save_candidates
         self.cost_of = cost.CostCache(
             space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer
@@ -179,7 +183,8 @@ class BinaryArchitectureSearch(kt.Tuner):
         """The candidate evaluator, prepared on first use (trains the widest network / supernet once)."""
         if self._evaluator is None:
             evaluator = make_evaluator(
-                self.space, self.dataset, self.evaluation, quantizer=self.quantizer, run_dir=self.run_dir, verbose=self.verbose_training
+                self.space, self.dataset, self.evaluation, quantizer=self.quantizer, run_dir=self.run_dir,
+                verbose=self.verbose_training, strategy=self.strategy,
             )
             evaluator.prepare()
             self._evaluator = evaluator
@@ -271,6 +276,14 @@ class BinaryArchitectureSearch(kt.Tuner):
                 }
             )
         return records
+
+    def pareto_set(self) -> List[Dict[str, Any]]:
+        """The completed trials no other trial beats on both accuracy (higher) and FLOPs (lower)."""
+        from lqsearch.report import pareto_front
+
+        completed = {r["trial_id"]: r for r in self.trial_records() if r["status"] == "COMPLETED"}
+        keys = pareto_front((key, r["accuracy"], r["flops"]) for key, r in completed.items())
+        return [completed[key] for key in keys]
 
     def results_summary(self, num_trials: int = 10) -> None:
         """Prints the best trials: genome (paper order), accuracy, FLOPs and fitness."""

@@ -151,3 +151,14 @@ def test_latency_aware_fitness(dataset, tmp_path):
     assert (tmp_path / "search" / "latency.json").exists()
     with pytest.raises(ValueError, match="cost_metric must be one of flops, latency"):
         _tuner(space, dataset, tmp_path, cost_metric="energy")
+
+
+def test_pareto_set_is_non_dominated(dataset, tmp_path):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    tuner = _tuner(space, dataset, tmp_path, max_trials=3, evaluation=EvaluationConfig(epochs=0))
+    tuner.search(verbose=0)
+    front = tuner.pareto_set()
+    others = [r for r in tuner.trial_records() if r["status"] == "COMPLETED"]
+    assert front
+    for point in front:
+        assert not any(o["accuracy"] >= point["accuracy"] and o["flops"] < point["flops"] for o in others)
