@@ -150,7 +150,8 @@ _RANGES = {
 }
 _CHOICES = {"strategy": ("default", "mirrored"), "evaluation.mode": ("scratch", "inherit", "oneshot"), "search.cost_metric": ("flops", "latency")}
 
-#: The smoke preset: any recipe shrunk to seconds on the embedded sample.
+#: The smoke preset: any recipe shrunk to seconds on the embedded sample (and its
+#: baselines cut to the first one).
 SMOKE_OVERRIDES = {
     "dataset": "embedded", "data.train_limit": 300, "data.test_limit": 100, "data.batch_size": 50,
     "data.image_size": None, "data.search_per_class": None, "data.search_fraction": 0.2,
@@ -393,5 +394,6 @@ def load_recipe(name_or_path: str, overrides: Sequence[str] = (), *, smoke: bool
     data.setdefault("name", name)
     if smoke:
         data = apply_overrides(data, SMOKE_OVERRIDES)
+        data["search"]["baselines"] = list(data["search"].get("baselines") or [])[:1]
     data = apply_overrides(data, dict(parse_override(o) for o in overrides))
     return from_dict(data)
