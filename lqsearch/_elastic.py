@@ -14,19 +14,23 @@ layer before it through pooling, `Add` and `Concatenate` layers.
   are means over the weights actually used, as in the static model), and runs
   a real grouped convolution.
 - `ElasticBatchNormalization`: the first `c` channels of gamma, beta and the
-  moving statistics; training updates only those channels.
+  moving statistics; training updates only those channels. It runs the same
+  fused op and moving-average update as Keras' BatchNormalization, so a
+  sub-network computes what its static model computes in training mode too.
 - `ElasticDense`: the first input features; after a `Flatten` it keeps the
   (position, channel) layout, i.e. the first `c` channels at every position.
 
-`elastic_clone(model, controlled)` rebuilds a functional model with these layers
-in place of `Conv2D` / `QuantConv2D` / `BatchNormalization` / `Dense` (layer
-names are kept), and `sub_weights(static_layer)` returns the weights a static
-layer of the same name inherits.
+`elastic_clone(model)` rebuilds a functional model with these layers in place
+of `Conv2D` / `QuantConv2D` / `BatchNormalization` / `Dense` (layer names are
+kept). Each elastic layer's `sub_weights(static_layer)` returns the weights a
+static layer of the same name inherits, and `load_sub_weights(static_layer)`
+writes them back (the inverse).
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Set
 
 import larq as lq
 import numpy as np
@@ -114,14 +118,19 @@ class ElasticConv2D(tf.keras.layers.Layer):
         input_quantizer, kernel_quantizer: larq quantizers (None for a float conv).
         groups: the initial (and, for a conv no gene controls, fixed) group count.
         activation: as in `Conv2D`.
+        elastic_filters: False keeps all `max_filters` outputs (static output shape).
+        elastic_groups: False keeps `groups` fixed (no block-diagonal gather when it is 1).
         **kwargs: `Layer` arguments (name, ...).
     """
 
     def __init__(self, *, max_in_channels: int, max_filters: int, kernel_size, strides=(1, 1),
                  dilation_rate=(1, 1), padding: str = "same", use_bias: bool = False,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_constraint=None,
-                 input_quantizer=None, kernel_quantizer=None, groups: int = 1, activation=None, **kwargs):
+                 input_quantizer=None, kernel_quantizer=None, groups: int = 1, activation=None,
+                 elastic_filters: bool = True, elastic_groups: bool = True, **kwargs):
         super().__init__(**kwargs)
+        self.elastic_filters = bool(elastic_filters)
+        self.elastic_groups = bool(elastic_groups)
         self.max_in_channels = int(max_in_channels)
         self.max_filters = int(max_filters)
         self.kernel_size = tuple(kernel_size)
@@ -138,7 +147,8 @@ class ElasticConv2D(tf.keras.layers.Layer):
         self.activation = tf.keras.activations.get(activation)
 
     @classmethod
-    def from_layer(cls, layer: tf.keras.layers.Conv2D) -> "ElasticConv2D":
+    def from_layer(cls, layer: tf.keras.layers.Conv2D, *, elastic_filters: bool = True,
+                   elastic_groups: bool = True) -> "ElasticConv2D":
         """The elastic counterpart of a built `Conv2D` or larq `QuantConv2D` (same name)."""
         if layer.data_format != "channels_last" or getattr(layer, "pad_values", 0.0) != 0.0:
             raise TypeError(f"Layer {layer.name!r}: only channels_last convs with zero padding can be elastic.")
@@ -150,6 +160,7 @@ class ElasticConv2D(tf.keras.layers.Layer):
             input_quantizer=_copy_quantizer(getattr(layer, "input_quantizer", None)),
             kernel_quantizer=_copy_quantizer(getattr(layer, "kernel_quantizer", None)),
             groups=layer.groups, activation=layer.activation, name=layer.name,
+            elastic_filters=elastic_filters, elastic_groups=elastic_groups,
         )
 
     def build(self, input_shape):
@@ -177,14 +188,19 @@ class ElasticConv2D(tf.keras.layers.Layer):
     def call(self, inputs):
         if self.input_quantizer is not None:
             inputs = self.input_quantizer(inputs)
-        kernel = self.active_kernel(tf.shape(inputs)[-1], self.active_filters, self.active_groups)
+        filters = self.active_filters if self.elastic_filters else self.max_filters
+        kernel = self.kernel[:, :, : tf.shape(inputs)[-1], :filters]
+        if self.elastic_groups or self.initial_groups > 1:
+            kernel = grouped_kernel(kernel, self.active_groups)
         if self.kernel_quantizer is not None:
             kernel = self.kernel_quantizer(kernel)
         outputs = tf.nn.convolution(
             inputs, kernel, strides=self.strides, padding=self.padding, dilations=self.dilation_rate
         )
+        if not self.elastic_filters:
+            outputs.set_shape(outputs.shape[:-1].concatenate([self.max_filters]))
         if self.bias is not None:
-            outputs = tf.nn.bias_add(outputs, self.bias[: self.active_filters])
+            outputs = tf.nn.bias_add(outputs, self.bias[:filters])
         return self.activation(outputs)
 
     def sub_weights(self, static_layer: tf.keras.layers.Conv2D) -> List[np.ndarray]:
@@ -364,7 +380,9 @@ class ElasticDense(tf.keras.layers.Layer):
             "kernel", shape=(self.max_in_features, self.units),
             initializer=self.kernel_initializer, constraint=self.kernel_constraint,
         )
-        self.bias = self.add_weight("bias", shape=(self.units,), initializer=self.bias_initializer) if self.use_bias else None
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight("bias", shape=(self.units,), initializer=self.bias_initializer)
         super().build(input_shape)
 
     def active_kernel(self, in_features) -> tf.Tensor:
@@ -417,13 +435,17 @@ _ELASTIC_OF = {
 }
 
 
-def _elastic_or_copy(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
+def _elastic_or_copy(layer: tf.keras.layers.Layer, widths: Optional[Set[str]],
+                     groups: Optional[Set[str]]) -> tf.keras.layers.Layer:
     """`clone_model`'s clone function: elastic counterparts for weighted layers, fresh copies otherwise.
 
     Raises:
         TypeError: for a layer with weights and no elastic counterpart.
     """
     elastic = _ELASTIC_OF.get(type(layer))
+    if elastic is ElasticConv2D:
+        return elastic.from_layer(layer, elastic_filters=widths is None or layer.name in widths,
+                                  elastic_groups=groups is None or layer.name in groups)
     if elastic is not None:
         return elastic.from_layer(layer)
     if layer.weights:
@@ -434,11 +456,14 @@ def _elastic_or_copy(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
     return type(layer).from_config(layer.get_config())
 
 
-def elastic_clone(model: tf.keras.Model, name: Optional[str] = None) -> tf.keras.Model:
+def elastic_clone(model: tf.keras.Model, *, widths: Optional[Set[str]] = None, groups: Optional[Set[str]] = None,
+                  name: Optional[str] = None) -> tf.keras.Model:
     """Rebuilds a functional model with elastic layers in place of its convs, BatchNorms and denses.
 
     Arguments:
         model: a built functional model (typically the costliest genome of a space).
+        widths: names of the convs whose output channels change at run time (None: all).
+        groups: names of the convs whose group count changes at run time (None: all).
         name: the new model's name (default: `model.name + "_supernet"`).
 
     Returns:
@@ -447,9 +472,9 @@ def elastic_clone(model: tf.keras.Model, name: Optional[str] = None) -> tf.keras
     Raises:
         TypeError: if a layer with weights has no elastic counterpart.
     """
-    clone = tf.keras.models.clone_model(model, clone_function=_elastic_or_copy)
-    clone._name = name or f"{model.name}_supernet"  # noqa: SLF001  (Model has no public renamer)
-    return clone
+    clone_function = functools.partial(_elastic_or_copy, widths=widths, groups=groups)
+    clone = tf.keras.models.clone_model(model, clone_function=clone_function)
+    return tf.keras.Model(clone.inputs, clone.outputs, name=name or f"{model.name}_supernet")
 
 
 def elastic_layers(model: tf.keras.Model) -> Dict[str, tf.keras.layers.Layer]:

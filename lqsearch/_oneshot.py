@@ -48,12 +48,16 @@ def take_batches(batches: Iterable, count: int) -> List[Tuple]:
 
 
 def _batchnorm_layers(model: tf.keras.Model) -> list:
-    """The BatchNorm layers (Keras' and elastic ones) of `model`, nested models included."""
+    """The BatchNorm layers (Keras' and elastic ones) of a flat functional or Sequential model.
+
+    Raises:
+        ValueError: if the model nests other models (their layers' inputs are not reachable).
+    """
+    nested = [layer.name for layer in model.layers if isinstance(layer, tf.keras.Model)]
+    if nested:
+        raise ValueError(f"BatchNorm recalibration needs a flat model; {model.name!r} nests the models {nested}.")
     kinds = (tf.keras.layers.BatchNormalization, ElasticBatchNormalization)
-    return [
-        layer for layer in model._flatten_layers(include_self=False)  # noqa: SLF001  (Keras' own walker)
-        if isinstance(layer, kinds)
-    ]
+    return [layer for layer in model.layers if isinstance(layer, kinds)]
 
 
 def _input_spec_of(model: tf.keras.Model) -> tf.TensorSpec:
@@ -83,7 +87,10 @@ class BatchNormRecalibrator:
     Elastic BatchNorms (a supernet's) get their first, active channels rewritten.
 
     Arguments:
-        model: a built Keras model.
+        model: a built, flat Keras functional or Sequential model.
+
+    Raises:
+        ValueError: if the model nests other models.
     """
 
     def __init__(self, model: tf.keras.Model):
@@ -124,7 +131,8 @@ class BatchNormRecalibrator:
             raise ValueError("BatchNorm recalibration needs at least one batch of training images.")
         for layer, (first, second) in zip(self.layers, totals):
             mean = first / count
-            _assign_statistics(layer, mean.astype(np.float32), np.maximum(second / count - mean * mean, 0.0).astype(np.float32))
+            variance = np.maximum(second / count - mean * mean, 0.0)
+            _assign_statistics(layer, mean.astype(np.float32), variance.astype(np.float32))
         return {"layers": len(self.layers), "batches": used, "examples": count}
 
 
@@ -134,14 +142,14 @@ def recalibrate_batchnorm(model: tf.keras.Model, batches: Iterable) -> dict:
     See `BatchNormRecalibrator` (which traces once and can be reused on the same model).
 
     Arguments:
-        model: a built Keras model.
+        model: a built, flat Keras functional or Sequential model.
         batches: an iterable of (images, labels) or of images, e.g. `dataset.take_batches("search_train", 20)`.
 
     Returns:
         {"layers": BatchNorm layers, "batches": batches used, "examples": images used}.
 
     Raises:
-        ValueError: if `batches` is empty.
+        ValueError: if `batches` is empty, or the model nests other models.
     """
     return BatchNormRecalibrator(model)(batches)
 

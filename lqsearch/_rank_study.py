@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from lqsearch import cost as cost_lib
+from lqsearch._supernet_training import write_json_atomically
 from lqsearch._oneshot import (
     DEFAULT_RECALIBRATION_BATCHES,
     accuracy,
@@ -152,13 +153,12 @@ def _oneshot_pair(supernet, genome, dataset, batches, max_val_batches) -> Dict[s
     }
 
 
-def _previous_scratch(path: Path, epochs: int, num_train: int, learning_rate: float) -> Dict[str, dict]:
-    """{genome key: pair} of earlier scratch results with the same settings, if any."""
+def _previous_scratch(path: Path, settings: Mapping[str, Any]) -> Dict[str, dict]:
+    """{genome key: pair} of earlier scratch results obtained with the same `settings`, if any."""
     if not path.exists():
         return {}
     previous = json.loads(path.read_text())
-    settings = {"epochs_scratch": epochs, "num_search_train": num_train, "learning_rate": learning_rate}
-    if any(previous.get(key) != value for key, value in settings.items()):
+    if any(previous.get(key) != value for key, value in json.loads(json.dumps(settings)).items()):
         return {}
     return {json.dumps(p["genome"], sort_keys=True): p for p in previous.get("pairs", [])}
 
@@ -251,14 +251,16 @@ def rank_correlation_study(
                               sandwich=sandwich, distill=distill, seed=seed, verbose=verbose)
     batches = dataset.take_batches("search_train", recalibration_batches)
     path = out_dir / RESULT_NAME
-    previous = _previous_scratch(path, epochs_scratch, dataset.num_search_train, learning_rate)
-    result = {
+    scratch_settings = {
         "space": space.get_config(), "quantizer": supernet.quantizer, "dataset": dataset.name,
         "input_shape": list(dataset.input_shape), "num_search_train": dataset.num_search_train,
-        "num_search_val": dataset.num_search_val, "epochs_scratch": epochs_scratch,
-        "supernet_steps": supernet_steps, "recalibration_batches": recalibration_batches,
+        "num_search_val": dataset.num_search_val, "epochs_scratch": epochs_scratch, "learning_rate": learning_rate,
+    }
+    previous = _previous_scratch(path, scratch_settings)
+    result = {
+        **scratch_settings, "supernet_steps": supernet_steps, "recalibration_batches": recalibration_batches,
         "sandwich": sandwich, "distill": distill, "seed": seed, "supernet_training": training,
-        "scratch_trainer": scratch_trainer, "learning_rate": learning_rate, "pairs": [],
+        "scratch_trainer": scratch_trainer, "pairs": [],
     }
     for index, genome in enumerate(genomes):
         pair = {"genome": genome, "flops": costs(genome).flops,
@@ -274,14 +276,8 @@ def rank_correlation_study(
             pair.update(scratch_accuracy=accuracy_value, scratch_seconds=seconds)
         result["pairs"].append(pair)
         result.update(_summary(result["pairs"]), complete=index + 1 == len(genomes))
-        _write_atomically(path, result)
+        write_json_atomically(path, result)
         if verbose:
             print(f"[{index + 1}/{len(genomes)}] flops {pair['flops']:.3g} one-shot {pair['oneshot_accuracy']:.4f} "
                   f"(no recal. {pair['oneshot_accuracy_no_recalibration']:.4f}) scratch {pair['scratch_accuracy']:.4f}")
     return result
-
-
-def _write_atomically(path: Path, payload: Dict[str, Any]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    temporary.replace(path)

@@ -125,7 +125,8 @@ def _restore(supernet, path: Optional[str], step: tf.Variable, optimizer) -> Non
     """
     if path is None:
         return
-    tf.train.Checkpoint(model=supernet.model, step=step).restore(path).expect_partial().assert_existing_objects_matched()
+    weights = tf.train.Checkpoint(model=supernet.model, step=step)
+    weights.restore(path).expect_partial().assert_existing_objects_matched()
     optimizer.build(supernet.model.trainable_variables)
     tf.train.Checkpoint(optimizer=optimizer).restore(path).expect_partial()
 

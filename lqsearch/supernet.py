@@ -1,6 +1,6 @@
 """Weight-sharing supernets: one-shot evaluation of widths and groups (seed 2, generalized).
 
-How the supernet is built (an "elastic clone", no change to the space code):
+How the supernet is built (an "elastic clone"; the space code is unchanged):
 
 1. `space.build(space.costliest())` gives the largest static model. Its graph is
    cloned with `tf.keras.models.clone_model`, replacing every `Conv2D` /
@@ -18,16 +18,21 @@ How the supernet is built (an "elastic clone", no change to the space code):
    channels follow the tensors' dynamic shapes.
 4. `extract(genome)` builds the static `space.build(genome)` and copies each
    layer's inherited weights by name: the first channels for widths, the
-   grouped kernel gathered from the block diagonal for groups. The static model
-   quantizes exactly the kernel the supernet quantizes (crop, gather, then
-   quantize), so both agree to float rounding.
+   grouped kernel gathered from the block diagonal for groups. Both models
+   quantize the same kernel (crop, gather, then quantize) and run the same
+   BatchNorm ops, so they agree to float rounding, in inference and in training
+   mode. `inject(static_model)` is the inverse.
 
-Training is seed 2's Algorithm 2 (a random sub-genome every step), optionally
-with the sandwich rule (largest + smallest + random) and in-place
-distillation. It is checkpointed with `tf.train.CheckpointManager` and resumes
-from `checkpoint_dir`. Candidates are evaluated by extraction, BatchNorm
-recalibration on a few training batches (`recalibrate_batchnorm`)
-and evaluation, with no training. `rank_correlation_study` checks the ranking against stand-alone training.
+Training (`train`) is seed 2's Algorithm 2, a random sub-genome every step,
+optionally with the sandwich rule (largest + smallest + random) and in-place
+distillation; it is checkpointed in the run directory and resumes from it
+(`lqsearch._supernet_training`). `evaluate` gives a candidate's one-shot
+accuracy: BatchNorm statistics re-estimated on K training batches, then
+validation accuracy, no training; by default computed inside the supernet (no
+model build or tracing per candidate), or on the extracted static model with
+`static=True`. `recalibrate_batchnorm` does the same re-estimation on any Keras
+model. `rank_correlation_study` measures Kendall's tau between one-shot and
+stand-alone accuracies (`lqsearch._rank_study`).
 """
 from __future__ import annotations
 
@@ -119,6 +124,12 @@ class Supernet:
     Raises:
         ValueError: if the space's genes cannot be mapped onto its layers (see the module docstring).
         TypeError: if the space uses a weighted layer with no elastic counterpart.
+
+    Example:
+        >>> supernet = Supernet(space, input_shape=(28, 28, 1), num_classes=10)
+        >>> supernet.train(data.search_train, steps=2000, checkpoint_dir=run_dir / "supernet")
+        >>> batches = data.take_batches("search_train", 20)
+        >>> supernet.evaluate(genome, data.search_val, recalibration_batches=batches)
     """
 
     def __init__(self, space, *, input_shape: Sequence[int], num_classes: int, quantizer: Optional[str] = None):
@@ -132,12 +143,17 @@ class Supernet:
         self._controls = _probe_controls(space, self._build_static, cheapest)
         self._check_matches(largest, space.costliest())
         self._check_matches(cheapest, space.cheapest())
-        self.model = _elastic.elastic_clone(largest, name=f"{space.name}_supernet")
+        self.model = _elastic.elastic_clone(
+            largest, name=f"{space.name}_supernet",
+            widths={name for name, (width, _) in self._controls.items() if width},
+            groups={name for name, (_, groups) in self._controls.items() if groups},
+        )
         self._layers = _elastic.elastic_layers(self.model)
         self._convs = {n: layer for n, layer in self._layers.items() if isinstance(layer, _elastic.ElasticConv2D)}
         self.gradients = tf.function(self._compute_gradients, input_signature=self._step_signature())
         self._recalibrator = BatchNormRecalibrator(self.model)
         self._predictor = Predictor(self.model)
+        self._standalone = None  # (optimizer settings, optimizer, traced apply) of `train_standalone`
         self.genome = None
         self.set_genome(space.costliest())
 
@@ -160,11 +176,11 @@ class Supernet:
         return config
 
     def _check_matches(self, static_model: tf.keras.Model, genome) -> None:
-        """Raises RuntimeError if `conv_config(genome)` disagrees with the static build."""
+        """Raises ValueError if `conv_config(genome)` disagrees with the static build."""
         expected, actual = self.conv_config(genome), _conv_configs(static_model)
         wrong = {n: (expected.get(n), c) for n, c in actual.items() if expected.get(n) != c}
         if wrong:
-            raise RuntimeError(
+            raise ValueError(
                 f"Space {self.space.name!r}: the supernet's gene -> layer map disagrees with space.build for "
                 f"{self.space.genome(genome)}: {{layer: (supernet, static)}} = {wrong}. A width gene's "
                 "layer_table value must be the output channels of every conv it changes."
@@ -207,8 +223,7 @@ class Supernet:
             statistics for the first channels (recalibrate before evaluating).
 
         Raises:
-            ValueError: on an invalid genome.
-            RuntimeError: if the static model does not match the supernet's layers.
+            ValueError: on an invalid genome, or if the static model does not match the supernet's layers.
         """
         genome = self.space.genome(genome)
         static = self._build_static(genome)
@@ -218,7 +233,7 @@ class Supernet:
                 continue
             source = self._layers.get(layer.name)
             if source is None:
-                raise RuntimeError(f"Layer {layer.name!r} of the static model has no supernet counterpart.")
+                raise ValueError(f"Layer {layer.name!r} of the static model has no supernet counterpart.")
             layer.set_weights(source.sub_weights(layer))
         return static
 
@@ -231,14 +246,14 @@ class Supernet:
         (`train_standalone`).
 
         Raises:
-            RuntimeError: if a weighted layer of `static_model` has no supernet counterpart.
+            ValueError: if a weighted layer of `static_model` has no supernet counterpart.
         """
         for layer in static_model.layers:
             if not layer.weights:
                 continue
             target = self._layers.get(layer.name)
             if target is None:
-                raise RuntimeError(f"Layer {layer.name!r} of the static model has no supernet counterpart.")
+                raise ValueError(f"Layer {layer.name!r} of the static model has no supernet counterpart.")
             target.load_sub_weights(layer)
 
     def train_standalone(
@@ -281,7 +296,7 @@ class Supernet:
     def _standalone_apply(self, optimizer: tf.keras.optimizers.Optimizer):
         """A traced apply function for `optimizer`, reused between candidates with the same settings."""
         key = json.dumps(tf.keras.optimizers.serialize(optimizer), sort_keys=True, default=str)
-        cached = getattr(self, "_standalone", None)
+        cached = self._standalone
         if cached is None or cached[0] != key:
             variables = self.model.trainable_variables
             optimizer.build(variables)
@@ -298,7 +313,7 @@ class Supernet:
         *,
         recalibration_batches: Optional[Iterable] = None,
         recalibrate: bool = True,
-        num_recalibration_batches: int = DEFAULT_RECALIBRATION_BATCHES,
+        num_recalibration_batches: Optional[int] = None,
         max_batches: Optional[int] = None,
         static: bool = False,
     ) -> float:
@@ -314,11 +329,11 @@ class Supernet:
         Arguments:
             genome: the candidate.
             val_pipeline: batches of (images, labels), e.g. `dataset.search_val`.
-            recalibration_batches: training batches (a list of (x, y) or a tf.data pipeline,
-                e.g. `dataset.take_batches("search_train", 20)`); the first
-                `num_recalibration_batches` are used.
+            recalibration_batches: training batches: a list of (x, y), e.g.
+                `dataset.take_batches("search_train", 20)`, or a tf.data pipeline.
             recalibrate: False keeps the supernet's shared moving statistics.
-            num_recalibration_batches: K, the number of recalibration batches.
+            num_recalibration_batches: K, use only the first K batches; default all the
+                batches of a list, or the first `DEFAULT_RECALIBRATION_BATCHES` (20) of a pipeline.
             max_batches: evaluate on at most this many validation batches.
             static: evaluate the extracted static model instead of the supernet.
 
@@ -337,7 +352,7 @@ class Supernet:
                     "recalibrate=True needs recalibration_batches, e.g. "
                     "dataset.take_batches('search_train', 20); or pass recalibrate=False."
                 )
-            batches = take_batches(recalibration_batches, num_recalibration_batches)
+            batches = _recalibration_batches(recalibration_batches, num_recalibration_batches)
         if static:
             model = self.extract(genome)
             if recalibrate:
@@ -410,9 +425,10 @@ class Supernet:
         """Trains the shared weights with a random sub-genome every step (seed 2, Algorithm 2).
 
         Resumable: when `checkpoint_dir` holds a checkpoint, it is restored and training
-        continues from its step count (a finished run returns at once). The sub-genomes
-        of step `s` depend only on (`seed`, `s`), and a resumed run skips the batches of
-        the current epoch already seen, so a resumed run follows the uninterrupted one.
+        continues from its step count (a finished run restores the weights and returns at
+        once). The sub-genomes of step `s` depend only on (`seed`, `s`), and a resumed run
+        skips the batches of the current epoch already seen, so with a pipeline whose order
+        is the same in every run, a resumed run repeats the uninterrupted one exactly.
 
         Arguments:
             dataset_pipeline: batched (images, labels), e.g. `dataset.search_train`; repeated.
@@ -440,6 +456,16 @@ class Supernet:
             sandwich=sandwich, distill=distill, seed=seed, log_every=log_every,
             checkpoint_every=checkpoint_every, verbose=verbose,
         )
+
+
+def _recalibration_batches(batches: Iterable, count: Optional[int]) -> list:
+    """The first `count` batches; by default all of a list, or the first 20 of a tf.data pipeline."""
+    if count is None:
+        if isinstance(batches, tf.data.Dataset):
+            count = DEFAULT_RECALIBRATION_BATCHES
+        else:
+            return list(batches)
+    return take_batches(batches, count)
 
 
 def _length(pipeline: tf.data.Dataset) -> int:

@@ -98,14 +98,22 @@ def test_grouped_kernel_is_the_block_diagonal_crop(groups):
     dense = np.random.default_rng(0).normal(size=(3, 3, 8, 16)).astype(np.float32)
     grouped = _elastic.grouped_kernel(tf.constant(dense), groups).numpy()
     assert grouped.shape == (3, 3, 8 // groups, 16)
+    per_group = 8 // groups
     for out in range(16):
-        group = out // (16 // groups)
-        np.testing.assert_array_equal(grouped[:, :, :, out], dense[:, :, group * 8 // groups:(group + 1) * 8 // groups, out])
+        first = (out // (16 // groups)) * per_group
+        np.testing.assert_array_equal(grouped[:, :, :, out], dense[:, :, first:first + per_group, out])
     back = _elastic.block_diagonal(grouped, groups)
     np.testing.assert_array_equal(_elastic.grouped_kernel(tf.constant(back), groups).numpy(), grouped)
     images = tf.random.stateless_normal((2, 5, 5, 8), seed=(1, 2))
     np.testing.assert_allclose(tf.nn.conv2d(images, grouped, 1, "SAME").numpy(),
                                tf.nn.conv2d(images, back, 1, "SAME").numpy(), atol=1e-5)
+
+
+def test_layers_without_an_elastic_counterpart_are_refused():
+    inputs = tf.keras.Input((8, 8, 4))
+    model = tf.keras.Model(inputs, tf.keras.layers.DepthwiseConv2D(3, name="depthwise")(inputs))
+    with pytest.raises(TypeError, match="'depthwise' .*no elastic counterpart"):
+        _elastic.elastic_clone(model)
 
 
 # -- extraction equivalence ------------------------------------------------------------------
@@ -136,8 +144,8 @@ def test_joint_width_and_group_extraction_matches_for_every_preset(preset):
     supernet = Supernet(space, input_shape=(8, 8, 3), num_classes=NUM_CLASSES, quantizer=preset)
     config = supernet.conv_config({"conv1": 0.5, "conv2": 1.0, "conv2_groups": 4, "conv3": 0.5, "conv3_groups": 2})
     assert config["conv2"] == (8, 4) and config["conv3"] == (4, 2)
-    every = [dict(zip(space.genes.names, values)) for values in itertools.product(*(g.values for g in space.genes))]
-    genomes = every[::3]
+    names, values = space.genes.names, [g.values for g in space.genes]
+    genomes = [dict(zip(names, combination)) for combination in itertools.product(*values)][::3]
     _assert_extraction_matches(supernet, genomes + [space.cheapest(), space.costliest()], _images((8, 8, 3)))
 
 
