@@ -20,7 +20,6 @@ import logging
 import math
 import numbers
 import os
-import tempfile
 
 import numpy as np
 from keras_tuner.engine import hyperparameters as kt_hps
@@ -445,15 +444,6 @@ def write_json_atomically(path, obj):
 
         kt_utils.save_json(path, jsonable(obj))
         return
-    text = json.dumps(jsonable(obj))
-    handle, tmp_path = tempfile.mkstemp(
-        dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".json"
-    )
-    try:
-        with os.fdopen(handle, "w") as tmp_file:
-            tmp_file.write(text)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    from lqsearch.artifact import atomic_write_text  # pylint: disable=import-outside-toplevel
+
+    atomic_write_text(path, json.dumps(jsonable(obj)))

@@ -9,7 +9,6 @@ quantizer, so a resumed run refuses a checkpoint of another supernet.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -28,9 +27,9 @@ _STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
 
 def write_json_atomically(path: Path, payload: Any) -> None:
     """Writes JSON to `path` through a temporary file and a rename."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(temporary, path)
+    from lqsearch.artifact import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def _card(supernet) -> dict:
