@@ -108,15 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_extra_commands(sub) -> None:
-    """Registers the `recipe` and `zoo` command groups when their modules are present."""
-    for module_name in ("lqsearch.cli_recipe", "lqsearch.cli_zoo"):
-        try:
-            module = __import__(module_name, fromlist=["add_commands"])
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        module.add_commands(sub)
+    """Registers the `recipe` and `zoo` command groups."""
+    from lqsearch import cli_recipe, cli_zoo
+
+    cli_recipe.add_commands(sub)
+    cli_zoo.add_commands(sub)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

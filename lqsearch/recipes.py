@@ -165,8 +165,8 @@ SMOKE_OVERRIDES = {
 }
 
 
-def _field_key(cls, key: str) -> str:
-    return _ALIASES.get(key, key) if key in _ALIASES and _ALIASES[key] in {f.name for f in dataclasses.fields(cls)} else key
+def _field_key(key: str) -> str:
+    return _ALIASES.get(key, key)
 
 
 def _yaml_key(name: str) -> str:
@@ -233,7 +233,7 @@ def _build(cls, data: Mapping[str, Any], path: str = ""):
     hints = get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
-        name = _field_key(cls, key)
+        name = _field_key(str(key))
         if name not in hints:
             raise _unknown_key_error(path, str(key), cls)
         kwargs[name] = _coerce(value, hints[name], path + str(key))

@@ -65,7 +65,13 @@ def test_overrides_parse_yaml_scalars_and_nested_keys():
     assert recipe.search.population_size == 5 and recipe.search.lam is None
     assert recipe.evaluation.training.config().learning_rate == 0.01
     assert recipe.space_options == {"width_multiplier": 0.5}
-    assert recipes.load_recipe(recipes.to_yaml(recipe) and "quickstart", ["search.population_size=5", "search.lambda=null", "evaluation.training.learning_rate=0.01", "space_options.width_multiplier=0.5"]) == recipe
+
+
+def test_resolved_yaml_loads_back_to_the_same_recipe(tmp_path):
+    recipe = recipes.load_recipe("quickstart", ["search.lambda=null", "search.baselines=[1, [0.5, 2, 1, 1, 1, 0.5]]"])
+    path = tmp_path / "quickstart.yaml"
+    path.write_text(recipes.to_yaml(recipe))
+    assert recipes.load_recipe(str(path)) == recipe
 
 
 def test_show_prints_the_resolved_recipe(tmp_path):
