@@ -12,8 +12,13 @@ def _version():
     return namespace["__version__"]
 
 
+# One TensorFlow distribution: `tensorflow` runs on the CPU as it is, and the `gpu`
+# extra adds NVIDIA's CUDA libraries to the SAME distribution (TensorFlow's own
+# `and-cuda` extra), so a GPU install never holds two TensorFlows side by side.
+TENSORFLOW = "tensorflow==2.15.1"
+
 INSTALL_REQUIRES = [
-    "tensorflow-cpu==2.15.1",
+    TENSORFLOW,
     "larq==0.14.0",
     "larq-zoo==2.4.0",
     "keras-tuner==1.4.8",
@@ -24,7 +29,13 @@ INSTALL_REQUIRES = [
     "grpcio",
     "matplotlib",
     "PyYAML",
+    "scipy>=1.10,<2",
 ]
+
+EXTRAS_REQUIRE = {
+    "gpu": [TENSORFLOW.replace("tensorflow", "tensorflow[and-cuda]", 1)],
+    "test": ["pytest>=7", "pytest-timeout", "dill", "hypothesis>=6", "import-linter>=2.1", "ruff>=0.5"],
+}
 
 setup(
     name="lqsearch",
@@ -39,7 +50,7 @@ setup(
     package_dir={"lqsearch._recipes": "recipes"},
     package_data={"lqsearch._recipes": ["*.yaml"], "lqsearch": ["data_files/*"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=7", "pytest-timeout", "dill"]},
+    extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["lqsearch=lqsearch.cli:main"]},
     license="Apache-2.0",
 )

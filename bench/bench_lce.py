@@ -13,10 +13,11 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from lqsearch import artifact, lce, quantizers  # noqa: E402
 import lqsearch.spaces  # noqa: E402
+from lqsearch import quantizers  # noqa: E402
+from lqsearch.deploy import artifact, lce  # noqa: E402
 
 
 def build_models(args):

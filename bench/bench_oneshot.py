@@ -6,7 +6,7 @@ width_multiplier 0.125 (dorefa), and the MobileNet M3 group space at 0.25
 (bireal). Side by side in one run, for each space:
 
 1. Rank correlation. A supernet is trained (800 steps, Adam with linear decay;
-   VGG: a random sub-genome every step, seed 2's Algorithm 2; MobileNet: the
+   VGG: a random sub-genome every step, Phan et al.'s Algorithm 2; MobileNet: the
    sandwich rule with in-place distillation, which ranks better there, see
    --rule); 10 genomes spread log-uniformly over the FLOPs range are evaluated
    one-shot (BatchNorm recalibrated on K=5 train batches of 128, then
@@ -49,14 +49,14 @@ import statistics
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
 import lqsearch.spaces  # noqa: E402
 from lqsearch.data import load_dataset  # noqa: E402
-from lqsearch._oneshot import standalone_optimizer  # noqa: E402
 from lqsearch.supernet import Supernet, accuracy, rank_correlation_study  # noqa: E402
+from lqsearch.supernet.training import standalone_optimizer  # noqa: E402
 
 #: space -> (options, Adam's initial learning rate of the supernet and of the 2-epoch stand-alone runs,
 #: supernet training rule). The binary MobileNets need the higher rate to learn in 2 epochs, and

@@ -13,7 +13,6 @@ Run (about 1 minute on 2 CPU cores):
     python bench/bench_oracle.py [--seeds 7] [--cap 1000] [--target 0.95]
 """
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -21,12 +20,8 @@ import time
 
 import keras_tuner
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, os.pardir, "tests"))
-
-import _oracle_helpers as problem  # noqa: E402  pylint: disable=wrong-import-position
-
-from lqsearch.oracle import EvolutionaryOracle  # noqa: E402  pylint: disable=wrong-import-position
+from lqsearch.search.oracle import EvolutionaryOracle  # noqa: E402
+from lqsearch.testing import oracle_problems as problem  # noqa: E402
 
 SEEDS = [1, 1001, 20011, 300007, 4000037, 50000017, 600000011]
 

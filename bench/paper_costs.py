@@ -1,15 +1,13 @@
-"""Prints the cost of every published row (seed 1 Tables 1-2, seed 2 Table 1) next to ours.
+"""Prints the cost of every published row (Shen et al. Tables 1-2, Phan et al. Table 1) next to ours.
 
 Usage: python bench/paper_costs.py   (about 30 s on 2 CPU cores; the README table is its output)
 """
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from lqsearch import cost  # noqa: E402
-from paper_figures import ROWS, build_row  # noqa: E402
+from lqsearch.testing.paper_figures import ROWS, build_row  # noqa: E402
 
 
 def _cell(ours, published):

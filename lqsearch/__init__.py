@@ -8,37 +8,53 @@ Public API::
     lqsearch.cost.profile(model)                        # Cost(binary_macs, fp_macs, flops, memory_bits, params)
     oracle = lqsearch.EvolutionaryOracle(objective=..., max_trials=..., population_size=...)
     tuner = lqsearch.BinaryArchitectureSearch(space, dataset, max_trials=..., directory=...)
+    supernet = lqsearch.Supernet(space, input_shape=(32, 32, 3), num_classes=10)
     lqsearch.zoo.load("quickstart-vgg-small", registry="registry")
+
+Subpackages: `spaces`, `data`, `search`, `supernet`, `deploy`, `run`, `cli`, over
+the foundation modules `genome`, `cost`, `quantizers`, `training`, `io` and `checks`.
+
+References:
+    - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
+      ICCV Workshops 2019, arXiv:1909.07378.
+    - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
+      Evolution-based Searching. CVPR 2020, arXiv:2005.06305.
 """
 import importlib
+import os
 
 from lqsearch._version import __version__
 
-# Submodules and classes load on first use, so `import lqsearch` (and the CLI) does
-# not import TensorFlow until something needs it.
-_MODULES = (
-    "spaces", "cost", "quantizers", "genome", "data", "training", "evaluation", "supernet", "recipes",
-    "runner", "report", "zoo", "lce", "artifact", "final", "inheritance", "tuner", "oracle",
-)
-_CLASSES = {
-    "Gene": "lqsearch.genome",
-    "GeneSet": "lqsearch.genome",
-    "EvolutionaryOracle": "lqsearch.oracle",
-    "BinaryArchitectureSearch": "lqsearch.tuner",
-    "SpaceHyperModel": "lqsearch.tuner",
+# TensorFlow computes the gradients of grouped convolutions on the CPU only through
+# oneDNN ("Gradients for grouped convolutions are not supported on CPU" otherwise),
+# and turns oneDNN on by default only on some CPUs. It reads this variable when it is
+# first imported: import lqsearch before tensorflow, or set it yourself.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+# Names load on first use, so `import lqsearch` does not import TensorFlow until needed.
+_LAZY = {
+    "spaces": "lqsearch.spaces",
+    "cost": "lqsearch.cost",
+    "zoo": "lqsearch.zoo",
+    "load_dataset": "lqsearch.data",
+    "EvolutionaryOracle": "lqsearch.search.oracle",
+    "BinaryArchitectureSearch": "lqsearch.search.tuner",
+    "SpaceHyperModel": "lqsearch.search.tuner",
+    "Supernet": "lqsearch.supernet.supernet",
+    "load_recipe": "lqsearch.run.recipes",
+    "run_recipe": "lqsearch.run.runner",
 }
 
 
 def __getattr__(name):
-    if name in _CLASSES:
-        return getattr(importlib.import_module(_CLASSES[name]), name)
-    if name in _MODULES:
-        return importlib.import_module(f"lqsearch.{name}")
-    raise AttributeError(f"module 'lqsearch' has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lqsearch' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    return module if module.__name__ == f"lqsearch.{name}" else getattr(module, name)
 
 
 def __dir__():
     return sorted(__all__)
 
 
-__all__ = ["__version__", *_CLASSES, *_MODULES]
+__all__ = ["__version__", *_LAZY]

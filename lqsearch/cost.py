@@ -1,7 +1,7 @@
 """Binary-aware cost of any Keras model, from larq's `ModelProfile`.
 
 `FLOPs = binary_MACs / 64 + full_precision_MACs`, as in Bi-Real Net and both
-seed papers. A MAC counts as binary when both its input and its kernel are
+papers (Shen et al. 2019, Phan et al. 2020). A MAC counts as binary when both its input and its kernel are
 1-bit (a larq `QuantConv2D`/`QuantDense` with 1-bit quantizers); every other
 MAC, including 2..16-bit ones, is counted at full precision (conservative).
 
@@ -99,7 +99,7 @@ class CostCache:
         self.num_classes = num_classes
         self.quantizer = quantizer
         self.max_entries = max_entries
-        self._entries: "OrderedDict[str, Cost]" = OrderedDict()
+        self._entries: OrderedDict[str, Cost] = OrderedDict()
 
     def _key(self, genome: Mapping[str, Any]) -> str:
         return json.dumps(self.space.genome(genome), sort_keys=True)

@@ -8,8 +8,8 @@ layer owns its own quantizer objects and the model serializes cleanly.
 
 | preset    | activations                      | weights                              | paper            |
 |-----------|----------------------------------|--------------------------------------|------------------|
-| `dorefa`  | round(clip(x, 0, 1))             | sign(w) * mean(abs(w)), no clip       | seed 1, eq. 1    |
-| `bireal`  | approx_sign                      | magnitude_aware_sign + weight_clip    | seed 2, Bi-Real  |
+| `dorefa`  | round(clip(x, 0, 1))             | sign(w) * mean(abs(w)), no clip       | Shen et al. eq. 1   |
+| `bireal`  | approx_sign                      | magnitude_aware_sign + weight_clip    | Phan et al., Bi-Real |
 | `ste`     | ste_sign                         | ste_sign + weight_clip                | BinaryNet        |
 | `float`   | ReLU (32-bit)                    | none (32-bit)                         | the float twin   |
 
@@ -32,16 +32,20 @@ __all__ = [
     "register_preset",
     "MagnitudeAwareSignUnclipped",
     "FloatReLU",
+    "LCE_GROUP_CHANNELS",
 ]
 
 _PRESETS = Registry("quantizer preset", "presets")
+
+#: LCE runs a grouped binary conv as binary only when Cin / groups is a multiple of this.
+LCE_GROUP_CHANNELS = 32
 
 
 @lq.utils.register_keras_custom_object
 class MagnitudeAwareSignUnclipped(lq.quantizers.Quantizer):
     """sign(w) * mean(|w|) over the whole kernel, with an identity pseudo-gradient.
 
-    DoReFa-Net's 1-bit weights (seed 1, eq. 1), as larq-zoo's
+    DoReFa-Net's 1-bit weights (Shen et al., eq. 1), as larq-zoo's
     `dorefanet.magnitude_aware_sign_unclipped`, but a serializable class so
     models survive an `.h5` save and load.
     """
@@ -91,7 +95,7 @@ class QuantizerPreset:
 
 @register_preset("dorefa")
 class DoReFaPreset(QuantizerPreset):
-    """Seed 1, eq. 1: activations round(clip(x, 0, 1)); weights sign(w) * E|w| per layer.
+    """Shen et al., eq. 1: activations round(clip(x, 0, 1)); weights sign(w) * E|w| per layer.
 
     The {0, 1} activations are not sign activations, so LCE cannot run them as
     binary operations (`lce_binary = False`).
@@ -109,7 +113,7 @@ class DoReFaPreset(QuantizerPreset):
 
 @register_preset("bireal")
 class BiRealPreset(QuantizerPreset):
-    """Seed 2 / Bi-Real Net: approx_sign activations, magnitude-aware sign weights, clipped."""
+    """Phan et al. / Bi-Real Net: approx_sign activations, magnitude-aware sign weights, clipped."""
 
     def layer_kwargs(self) -> Dict[str, Any]:
         return {

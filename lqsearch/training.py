@@ -2,15 +2,21 @@
 
 Presets (every field can be overridden with `TrainingConfig.replace(...)` or a recipe):
 
-| preset           | optimizer          | lr    | schedule                              | epochs | batch |
-|------------------|--------------------|-------|---------------------------------------|--------|-------|
-| `seed1_cifar`    | SGD, momentum 0.9  | 0.1   | x0.1 at epochs 60 / 120 / 180         | 200    | 128   |
-| `seed1_imagenet` | SGD, momentum 0.9  | 0.1   | x0.1 at epochs 50 / 100 / 135         | 150    | 256   |
-| `seed2`          | Adam               | 1e-3  | linear decay to 0                     | 256    | 512   |
-| `cpu`            | Adam               | 2e-3  | linear decay to 0                     | 2      | 128   |
+| preset          | optimizer          | lr    | schedule                              | epochs | batch |
+|-----------------|--------------------|-------|---------------------------------------|--------|-------|
+| `shen_cifar`    | SGD, momentum 0.9  | 0.1   | x0.1 at epochs 60 / 120 / 180         | 200    | 128   |
+| `shen_imagenet` | SGD, momentum 0.9  | 0.1   | x0.1 at epochs 50 / 100 / 135         | 150    | 256   |
+| `phan_imagenet` | Adam               | 1e-3  | linear decay to 0                     | 256    | 512   |
+| `cpu`           | Adam               | 2e-3  | linear decay to 0                     | 2      | 128   |
 
 A loss that becomes NaN raises `CandidateFailed`, so the search records a failed
 trial with its reason and goes on.
+
+References:
+    - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
+      ICCV Workshops 2019, arXiv:1909.07378 (the `shen_*` schedules).
+    - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
+      Evolution-based Searching. CVPR 2020, arXiv:2005.06305 (`phan_imagenet`).
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import larq as lq
 import tensorflow as tf
+
+from lqsearch.checks import check_choice, check_int, check_number, did_you_mean
 
 __all__ = [
     "TrainingConfig",
@@ -75,16 +83,18 @@ class TrainingConfig:
     bop_gamma: float = 1e-4
 
     def __post_init__(self):
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_positive("epochs", self.epochs, integer=True, allow_zero=True)
-        _check_positive("learning_rate", self.learning_rate)
-        _check_positive("batch_size", self.batch_size, integer=True)
-        if self.steps_per_epoch is not None:
-            _check_positive("steps_per_epoch", self.steps_per_epoch, integer=True)
-        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_int("epochs", self.epochs, minimum=0)
+        check_number("learning_rate", self.learning_rate, minimum=0, low_open=True)
+        check_number("decay_factor", self.decay_factor, minimum=0, low_open=True)
+        check_number("momentum", self.momentum, minimum=0, maximum=1)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("steps_per_epoch", self.steps_per_epoch, minimum=1, allow_none=True)
+        milestones = tuple(check_int("milestones", m, minimum=1) for m in self.milestones)
+        object.__setattr__(self, "milestones", milestones)
 
-    def replace(self, **changes: Any) -> "TrainingConfig":
+    def replace(self, **changes: Any) -> TrainingConfig:
         """A copy with `changes` applied (validated)."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
@@ -92,27 +102,14 @@ class TrainingConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
-
-
-def _check_positive(name, value, *, integer=False, allow_zero=False):
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value < 0 or (value == 0 and not allow_zero):
-        what = "an integer" if integer else "a number"
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {what} {bound}; got {value!r}.")
-
-
 PRESETS: Dict[str, TrainingConfig] = {
-    "seed1_cifar": TrainingConfig(
+    "shen_cifar": TrainingConfig(
         epochs=200, optimizer="sgd", learning_rate=0.1, schedule="step", milestones=(60, 120, 180), batch_size=128
     ),
-    "seed1_imagenet": TrainingConfig(
+    "shen_imagenet": TrainingConfig(
         epochs=150, optimizer="sgd", learning_rate=0.1, schedule="step", milestones=(50, 100, 135), batch_size=256
     ),
-    "seed2": TrainingConfig(epochs=256, optimizer="adam", learning_rate=1e-3, schedule="linear", batch_size=512),
+    "phan_imagenet": TrainingConfig(epochs=256, optimizer="adam", learning_rate=1e-3, schedule="linear", batch_size=512),
     "cpu": TrainingConfig(epochs=2, optimizer="adam", learning_rate=2e-3, schedule="linear", batch_size=128),
 }
 
@@ -124,7 +121,9 @@ def preset(name: str, **overrides: Any) -> TrainingConfig:
         ValueError: on an unknown preset (listing the valid ones) or setting.
     """
     if name not in PRESETS:
-        raise ValueError(f"Unknown training preset {name!r}; valid presets are {', '.join(sorted(PRESETS))}.")
+        raise ValueError(
+            f"Unknown training preset {name!r}; valid presets are {', '.join(sorted(PRESETS))}.{did_you_mean(name, PRESETS)}"
+        )
     return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
 
 

@@ -1,10 +1,21 @@
-"""Shared pytest set-up: quiet TensorFlow, a fresh Keras session per test."""
+"""Shared pytest set-up: quiet TensorFlow, a fresh Keras session per test, a timeout per kind of test."""
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import lqsearch` does: grouped-conv gradients on CPU
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+#: Seconds a test may take, by kind: a fast test that hangs fails in a minute, not in ten.
+TIMEOUTS = {"fast": 120, "slow": 900}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            kind = "slow" if item.get_closest_marker("slow") else "fast"
+            item.add_marker(pytest.mark.timeout(TIMEOUTS[kind]))
 
 
 @pytest.fixture(autouse=True)

@@ -30,8 +30,17 @@ def test_profile_uniform_and_options(capsys):
         (["profile", "vgg_small", "--option", "widht=2"], "valid options are"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(args, message):
-    result = subprocess.run([sys.executable, "-m", "lqsearch.cli", *args], capture_output=True, text=True, timeout=120)
+def test_bad_input_exits_2_with_one_line(args, message, capsys):
+    assert cli.main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("lqsearch: error:") and captured.err.count("\n") == 1, captured.err
+    assert message in captured.err
+
+
+@pytest.mark.slow
+def test_the_console_entry_point_exits_2_on_bad_input():
+    result = subprocess.run([sys.executable, "-m", "lqsearch.cli", "profile", "vgg_smal"], capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 2
-    lines = [l for l in result.stderr.splitlines() if l.startswith("lqsearch: error:")]
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert result.stderr.strip().startswith("lqsearch: error: Unknown search space 'vgg_smal'"), result.stderr

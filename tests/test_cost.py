@@ -5,7 +5,7 @@ import tensorflow as tf
 
 import lqsearch.spaces
 from lqsearch import cost
-from paper_figures import ROWS, build_row
+from lqsearch.testing.paper_figures import ROWS, build_row
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r[1] for r in ROWS])

@@ -16,6 +16,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from lqsearch import data
+from lqsearch.data import readers
+from lqsearch.data.imagenet import IMAGENET_MANUAL_FILES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -55,7 +57,7 @@ def fashion_dir(tmp_path, num_train=60, num_test=20):
     """Write a small Fashion-MNIST-like IDX folder; labels cycle over 10 classes."""
     folder = tmp_path / "fashion"
     folder.mkdir()
-    files = data._idx.FASHION_MNIST_FILES
+    files = readers.FASHION_MNIST_FILES
     write_idx(folder / files["x_train"], tagged_images(num_train))
     write_idx(folder / files["y_train"], np.arange(num_train) % 10)
     write_idx(folder / files["x_test"], tagged_images(num_test, start=1000))
@@ -146,7 +148,7 @@ def test_embedded_sample_is_reproduced_by_the_tool_from_debian_files():
         "make_embedded_sample", REPO_ROOT / "tools" / "make_embedded_sample.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    full = data._idx.read_fashion_mnist_dir(DEBIAN_DIR)
+    full = readers.read_fashion_mnist_dir(DEBIAN_DIR)
     sample = tool.draw_sample(full, train_per_class=300, test_per_class=100, seed=0)
     with np.load(REPO_ROOT / "lqsearch" / "data_files" / "fashion_mnist_sample.npz") as shipped:
         for key, array in sample.items():
@@ -246,7 +248,7 @@ def fake_imagenet(self, split, decoders=None, read_config=None, **kwargs):
 @pytest.fixture(name="imagenet_manual_dir")
 def fixture_imagenet_manual_dir(tmp_path):
     """A manual dir holding (empty) ILSVRC2012 tar files; mock_data never reads them."""
-    for file_name in data.IMAGENET_MANUAL_FILES:
+    for file_name in IMAGENET_MANUAL_FILES:
         (tmp_path / file_name).write_bytes(b"")
     return tmp_path
 
@@ -508,13 +510,14 @@ def test_npz_file_missing_or_not_an_npz(tmp_path):
 
 
 @pytest.mark.parametrize("options, problem", [
-    ({"search_fraction": 1.5}, "strictly between 0 and 1"),
+    ({"search_fraction": 1.5}, "search_fraction must be a finite number > 0 and < 1"),
     ({"search_fraction": 0.2, "search_per_class": 3}, "not both"),
-    ({"batch_size": 0}, "batch_size must be a positive integer"),
-    ({"family": "faces"}, "unknown family"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+    ({"family": "faces"}, "family must be one of cifar, imagenet, mnist"),
     ({"image_size": (1, 2, 3)}, "image_size"),
     ({"train_limit": -5}, "train_limit"),
-    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"seed": -1}, "seed must be an integer >= 0"),
+    ({"search_fraction": float("nan")}, "search_fraction must be a finite number"),
     ({"search_fraction": "half"}, "search_fraction"),
 ])
 def test_bad_options_raise_data_error(options, problem):
@@ -524,5 +527,5 @@ def test_bad_options_raise_data_error(options, problem):
 
 def test_unknown_split_name():
     dataset = data.from_arrays(**small_arrays(num_train=20, num_test=4))
-    with pytest.raises(data.DataError, match="valid splits"):
+    with pytest.raises(data.DataError, match="split must be one of train, search_train, search_val, test"):
         dataset.pipeline("validation")

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 import lqsearch.spaces
-from lqsearch import lce
+from lqsearch import quantizers
+from lqsearch.deploy import lce
 
 INPUT_SHAPE = (32, 32, 3)
 
@@ -50,6 +51,7 @@ def bireal_export():
     return model.predict(images(), verbose=0), lce.convert(model), lce.convert(model, fast=True)
 
 
+@pytest.mark.slow
 def test_bireal_conversion_runs_in_the_lce_interpreter_and_matches_keras(bireal_export):
     keras_logits, flatbuffer, _ = bireal_export
     lce_logits = lce_predict(flatbuffer, images())
@@ -57,6 +59,7 @@ def test_bireal_conversion_runs_in_the_lce_interpreter_and_matches_keras(bireal_
     assert np.max(np.abs(lce_logits - keras_logits)) < 1e-3
 
 
+@pytest.mark.slow
 def test_every_binary_conv_becomes_an_lce_bconv(bireal_export):
     _, flatbuffer, _ = bireal_export
     _, model = tiny_vgg("bireal")
@@ -68,19 +71,21 @@ def test_every_binary_conv_becomes_an_lce_bconv(bireal_export):
     assert json.loads(json.dumps(report.as_dict()))["bconv_ops"] == 5
 
 
+@pytest.mark.slow
 def test_fast_conversion_gives_the_same_ops_and_outputs(bireal_export):
     keras_logits, flatbuffer, fast = bireal_export
     assert lce.count_ops(fast) == lce.count_ops(flatbuffer)
     assert np.max(np.abs(lce_predict(fast, images()) - keras_logits)) < 1e-3
 
 
+@pytest.mark.slow
 def test_grouped_convs_lce_cannot_run_are_reported_and_the_converter_log_is_absorbed(capfd):
     space = lqsearch.spaces.get("mobilenet_m1", width_multiplier=0.25)
     genome = {gene.name: gene.values[min(2, len(gene.values) - 1)] for gene in space.genes}
     model = space.build(genome, input_shape=INPUT_SHAPE, num_classes=10, quantizer="bireal")
     report = lce.conversion_report(model, lce.convert(model, fast=True))
     expected = {layer.name for layer in lce.binary_conv_layers(model)
-                if layer.groups > 1 and layer.kernel.shape[-2] % lce.LCE_GROUP_CHANNELS}
+                if layer.groups > 1 and layer.kernel.shape[-2] % quantizers.LCE_GROUP_CHANNELS}
     assert expected and set(report.fallbacks) == expected
     assert report.bconv_ops == len(report.binary_layers) - len(expected)
     assert all("not a multiple of 32" in reason for reason in report.fallbacks.values())
@@ -88,6 +93,7 @@ def test_grouped_convs_lce_cannot_run_are_reported_and_the_converter_log_is_abso
     assert "Invalid binary grouped convolution" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_dorefa_activations_are_not_lce_binary_and_no_speedup_is_claimed():
     _, model = tiny_vgg("dorefa")
     _, twin = tiny_vgg("float")
@@ -100,6 +106,7 @@ def test_dorefa_activations_are_not_lce_binary_and_no_speedup_is_claimed():
     assert latency["binary_s"] > 0 and latency["float_s"] > 0
 
 
+@pytest.mark.slow
 def test_fallbacks_are_predicted_from_layer_settings_when_names_do_not_match(bireal_export, monkeypatch):
     _, flatbuffer, _ = bireal_export
     _, model = tiny_vgg("bireal")
@@ -108,13 +115,15 @@ def test_fallbacks_are_predicted_from_layer_settings_when_names_do_not_match(bir
     assert report.attribution == "layer settings" and report.fallbacks == {} and report.bconv_ops == 5
 
 
+@pytest.mark.slow
 def test_measure_latency_is_a_positive_median(bireal_export):
     _, flatbuffer, _ = bireal_export
     assert 0 < lce.measure_latency(flatbuffer, runs=3, warmup=1) < 1.0
-    with pytest.raises(ValueError, match="runs must be >= 1"):
+    with pytest.raises(ValueError, match="runs must be an integer >= 1"):
         lce.measure_latency(flatbuffer, runs=0)
 
 
+@pytest.mark.slow
 def test_latency_cache_measures_each_genome_once_and_persists(tmp_path, monkeypatch):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.25)
     path = tmp_path / "latency.json"

@@ -1,4 +1,4 @@
-"""Tests for lqsearch.oracle.EvolutionaryOracle (no model is ever trained)."""
+"""Tests for lqsearch.search.oracle.EvolutionaryOracle (no model is ever trained)."""
 import json
 import math
 import os
@@ -14,11 +14,10 @@ import keras_tuner
 import pytest
 from keras_tuner.engine import trial as trial_module
 
-import _oracle_helpers as problem
-from lqsearch import _evolution
-from lqsearch.oracle import EvolutionaryOracle
+from lqsearch.search import operators
+from lqsearch.search.oracle import EvolutionaryOracle
+from lqsearch.testing import oracle_problems as problem
 
-HELPERS_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_oracle_helpers.py")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = [1, 1001, 20011, 300007, 4000037]
 COMPLETED = trial_module.TrialStatus.COMPLETED
@@ -61,7 +60,7 @@ def read_trial_files(project_dir):
 def assert_exactly_completed_without_duplicates(project_dir, max_trials, context=""):
     states = read_trial_files(project_dir)
     completed = [s for s in states if s["status"] == COMPLETED]
-    hashes = [_evolution.values_hash(s["hyperparameters"]["values"]) for s in completed]
+    hashes = [operators.values_hash(s["hyperparameters"]["values"]) for s in completed]
     assert len(completed) == max_trials, ([s["status"] for s in states], context)
     assert len(set(hashes)) == len(hashes), f"a genome was completed twice {context}"
 
@@ -93,6 +92,7 @@ def test_invalid_arguments_raise_value_error_naming_the_fix(kwargs, fragment):
 # ------------------------------------------------- 1. search quality
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("direction", ["max", "min"])
 def test_beats_random_search_on_most_seeds(tmp_path, direction):
     if direction == "max":
@@ -127,7 +127,7 @@ def test_no_duplicates_plain_values_and_resumed_state_continues_same_stream(tmp_
     first_dir, copy_dir = tmp_path / "first", tmp_path / "copy"
     oracle = make_oracle(first_dir, max_trials=80)
     history = problem.drive_oracle(oracle, problem.synthetic_fitness, 45)
-    hashes = [_evolution.values_hash(values) for values in genomes(history)]
+    hashes = [operators.values_hash(values) for values in genomes(history)]
     assert len(set(hashes)) == len(hashes) == 45
     for values in genomes(history):
         assert all(type(v) in (int, float, bool, str) for v in values.values()), values
@@ -201,7 +201,7 @@ def test_conditional_values_are_active_only_and_accepted_by_the_space(tmp_path):
         hps.values = dict(values)
         active = {hp.name for hp in hps.space if hps.is_active(hp)}
         assert set(values) == active, values
-        assert set(_evolution.active_hyperparameters(hps.space, values)) == active
+        assert set(operators.active_hyperparameters(hps.space, values)) == active
         assert build_conditional_model(hps) == values  # the model reads exactly these
         hps.ensure_active_values()
         assert hps.values == values
@@ -310,6 +310,7 @@ def _interrupt_after_end_trial(oracle, oracle_json):
     oracle_json.write_text(saved)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "interrupt",
     [_interrupt_after_trial_file, _interrupt_during_run, _interrupt_after_end_trial],
@@ -337,7 +338,7 @@ def _start_search(directory, log_path, max_trials, extra_env=None, extra_args=()
     env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH")]))
     env.update(extra_env or {})
-    command = [sys.executable, HELPERS_SCRIPT, "--directory", str(directory),
+    command = [sys.executable, "-m", "lqsearch.testing.oracle_problems", "--directory", str(directory),
                "--max-trials", str(max_trials), *extra_args]
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
@@ -356,6 +357,7 @@ def _wait_for_trials(process, project_dir, count, timeout=90.0):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path):
     max_trials = 30
     project_dir = tmp_path / "synthetic"
@@ -396,6 +398,7 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_distributed_chief_and_two_workers_share_one_search(tmp_path):
     max_trials = 12
     port = str(_free_port())

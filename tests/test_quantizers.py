@@ -16,13 +16,13 @@ def _quantize(preset_name, activations, kernel):
     return qx, qw, kwargs
 
 
-def test_dorefa_is_seed1_equation_1():
+def test_dorefa_is_shen_equation_1():
     x = [-1.5, 0.2, 0.49, 0.51, 0.9, 3.0]
     w = np.array([[-0.5, 0.1], [0.2, -0.4]])
     qx, qw, kwargs = _quantize("dorefa", x, w)
     np.testing.assert_allclose(qx, [0, 0, 0, 1, 1, 1])  # round(clip(x, 0, 1))
     np.testing.assert_allclose(qw, np.sign(w) * np.mean(np.abs(w)), rtol=1e-6)  # sign(w) * E|w|
-    assert kwargs["kernel_constraint"] is None  # seed 1: no weight clip
+    assert kwargs["kernel_constraint"] is None  # Shen et al.: no weight clip
     assert quantizers.get("dorefa").lce_binary is False
 
 

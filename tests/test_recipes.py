@@ -5,12 +5,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from lqsearch import recipes
-from lqsearch.runner import run_recipe
+from lqsearch.run import recipes
+from lqsearch.run.runner import run_recipe
 
 SHIPPED = recipes.list_recipes()
 
@@ -35,7 +34,7 @@ def test_recipe_header_says_how_to_run_and_how_long(name):
 def test_seed_settings_are_exact():
     cifar = recipes.load_recipe("vgg_small_cifar10_width")
     assert (cifar.search.generations, cifar.search.population_size, cifar.evaluation.epochs, cifar.search.lam) == (50, 32, 10, 4.0)
-    assert cifar.final.epochs == 200 and cifar.final.training.preset == "seed1_cifar"
+    assert cifar.final.epochs == 200 and cifar.final.training.preset == "shen_cifar"
     assert recipes.load_recipe("resnet18_imagenet_width").data.search_per_class == 50
     for module, ceiling in (("m1", 1.55e8), ("m2", 0.80e8), ("m3", 0.50e8)):
         recipe = recipes.load_recipe(f"mobilenet_{module}_imagenet_groups")
@@ -44,6 +43,7 @@ def test_seed_settings_are_exact():
         assert search.max_flops == ceiling and recipe.final.epochs == 256
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_recipe_smoke_runs(name, tmp_path):
     overrides = [f"publish.registry={tmp_path / 'registry'}"]
@@ -74,11 +74,13 @@ def test_resolved_yaml_loads_back_to_the_same_recipe(tmp_path):
     assert recipes.load_recipe(str(path)) == recipe
 
 
+@pytest.mark.slow
 def test_show_prints_the_resolved_recipe(tmp_path):
     result = _cli("recipe", "show", "quickstart", "search.seed=42", cwd=tmp_path)
     assert result.returncode == 0 and "seed: 42" in result.stdout and "population_size: 6" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -100,6 +102,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(args, message, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no run dir, no registry, nothing
 
 
+@pytest.mark.slow
 def test_out_dir_of_another_recipe_is_refused(tmp_path):
     out = tmp_path / "out"
     first = _cli("recipe", "run", "quickstart", "--smoke", "publish.name=null", "--out", str(out), cwd=tmp_path)
@@ -136,6 +139,7 @@ def _trial_ids(lines):
     return [line.split(" trial ")[1].split()[0] for line in lines]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_repeating_finished_trials(tmp_path):
     args = ["recipe", "run", "quickstart", "--smoke", "publish.name=null", "search.max_trials=6",
             "search.population_size=3", "--out", str(tmp_path / "run")]

@@ -7,7 +7,7 @@ import pytest
 from matplotlib.image import imread
 
 import lqsearch.spaces
-from lqsearch import report
+from lqsearch.run import report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -318,8 +318,7 @@ def test_failed_plot_write_keeps_the_previous_file_and_leaves_no_temp_file(tmp_p
     before = paths["fitness"].read_bytes()
 
     def broken_savefig(figure, target, **kwargs):
-        with open(target, "wb") as handle:
-            handle.write(b"partial")
+        target.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(report.Figure, "savefig", broken_savefig)

@@ -31,6 +31,7 @@ def test_unknown_option_is_refused():
         lqsearch.spaces.get("vgg_small", widht=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SPACES)
 @pytest.mark.parametrize("which", ["cheapest", "uniform1", "costliest"])
 def test_every_space_builds_and_trains_one_step(name, which):
@@ -113,6 +114,7 @@ def test_lce_compatible_groups(name):
         space.genome({**space.uniform(1), "layer13_groups": 64})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SPACES)
 def test_model_config_and_h5_round_trip(name, tmp_path):
     space = _small_space(name)

@@ -10,13 +10,14 @@ import pytest
 import tensorflow as tf
 
 import lqsearch.spaces
-from lqsearch import _elastic, quantizers
-from lqsearch._oneshot import standalone_optimizer
+from lqsearch import quantizers
 from lqsearch.data import load_dataset
 from lqsearch.genome import Gene
 from lqsearch.spaces import _blocks
 from lqsearch.spaces.base import SearchSpace
-from lqsearch.supernet import Supernet, accuracy, kendall_tau, rank_correlation_study, recalibrate_batchnorm
+from lqsearch.supernet import Supernet, accuracy, elastic, rank_correlation_study, recalibrate_batchnorm
+from lqsearch.supernet.rank_study import kendall_tau
+from lqsearch.supernet.training import standalone_optimizer
 
 NUM_CLASSES = 10
 TOLERANCE = 1e-4
@@ -62,7 +63,7 @@ def _randomize_batchnorm(model, seed=0):
     """Non-trivial BatchNorm parameters and statistics, so a wrong channel slice shows."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
-        if isinstance(layer, _elastic.ElasticBatchNormalization):
+        if isinstance(layer, elastic.ElasticBatchNormalization):
             size = layer.max_channels
             layer.gamma.assign(rng.uniform(0.5, 1.5, size))
             layer.beta.assign(rng.normal(0.0, 0.2, size))
@@ -96,14 +97,14 @@ def _assert_extraction_matches(supernet, genomes, images):
 @pytest.mark.parametrize("groups", [1, 2, 4, 8])
 def test_grouped_kernel_is_the_block_diagonal_crop(groups):
     dense = np.random.default_rng(0).normal(size=(3, 3, 8, 16)).astype(np.float32)
-    grouped = _elastic.grouped_kernel(tf.constant(dense), groups).numpy()
+    grouped = elastic.grouped_kernel(tf.constant(dense), groups).numpy()
     assert grouped.shape == (3, 3, 8 // groups, 16)
     per_group = 8 // groups
     for out in range(16):
         first = (out // (16 // groups)) * per_group
         np.testing.assert_array_equal(grouped[:, :, :, out], dense[:, :, first:first + per_group, out])
-    back = _elastic.block_diagonal(grouped, groups)
-    np.testing.assert_array_equal(_elastic.grouped_kernel(tf.constant(back), groups).numpy(), grouped)
+    back = elastic.block_diagonal(grouped, groups)
+    np.testing.assert_array_equal(elastic.grouped_kernel(tf.constant(back), groups).numpy(), grouped)
     images = tf.random.stateless_normal((2, 5, 5, 8), seed=(1, 2))
     np.testing.assert_allclose(tf.nn.conv2d(images, grouped, 1, "SAME").numpy(),
                                tf.nn.conv2d(images, back, 1, "SAME").numpy(), atol=1e-5)
@@ -113,16 +114,18 @@ def test_layers_without_an_elastic_counterpart_are_refused():
     inputs = tf.keras.Input((8, 8, 4))
     model = tf.keras.Model(inputs, tf.keras.layers.DepthwiseConv2D(3, name="depthwise")(inputs))
     with pytest.raises(TypeError, match="'depthwise' .*no elastic counterpart"):
-        _elastic.elastic_clone(model)
+        elastic.elastic_clone(model)
 
 
 # -- extraction equivalence ------------------------------------------------------------------
+@pytest.mark.slow
 def test_width_only_extraction_matches_the_supernet():
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
     supernet = Supernet(space, input_shape=(16, 16, 1), num_classes=NUM_CLASSES)
     _assert_extraction_matches(supernet, _genomes(supernet, 3), _images((16, 16, 1)))
 
 
+@pytest.mark.slow
 def test_resnet_width_extraction_follows_stage_and_block_genes():
     space = lqsearch.spaces.get("resnet18", width_multiplier=0.0625, stem="cifar")
     supernet = Supernet(space, input_shape=(16, 16, 3), num_classes=NUM_CLASSES, quantizer="ste")
@@ -130,6 +133,7 @@ def test_resnet_width_extraction_follows_stage_and_block_genes():
     _assert_extraction_matches(supernet, _genomes(supernet, 1, seed=3), _images((16, 16, 3)))
 
 
+@pytest.mark.slow
 def test_group_only_extraction_matches_the_supernet_with_fp_shortcut_groups():
     space = lqsearch.spaces.get("mobilenet_m2", width_multiplier=0.125)
     supernet = Supernet(space, input_shape=(16, 16, 3), num_classes=NUM_CLASSES)
@@ -138,6 +142,7 @@ def test_group_only_extraction_matches_the_supernet_with_fp_shortcut_groups():
     _assert_extraction_matches(supernet, _genomes(supernet, 2, seed=5), _images((16, 16, 3)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", quantizers.list_presets())
 def test_joint_width_and_group_extraction_matches_for_every_preset(preset):
     space = JointSpace()
@@ -160,7 +165,7 @@ def test_kernel_is_cropped_before_quantization():
     assert static_kernel.shape == (3, 3, 2, 4)
     used = conv.kernel_quantizer(conv.active_kernel(4, 4, 2)).numpy()
     np.testing.assert_allclose(used, static.kernel_quantizer(static_kernel).numpy(), rtol=1e-6)
-    quantized_then_cropped = _elastic.grouped_kernel(conv.kernel_quantizer(conv.kernel)[:, :, :4, :4], 2).numpy()
+    quantized_then_cropped = elastic.grouped_kernel(conv.kernel_quantizer(conv.kernel)[:, :, :4, :4], 2).numpy()
     assert not np.allclose(used, quantized_then_cropped)
 
 
@@ -175,6 +180,7 @@ def test_inject_is_the_inverse_of_extract():
 
 
 # -- no retracing ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_changing_the_genome_does_not_retrace():
     supernet = Supernet(JointSpace(), input_shape=(8, 8, 3), num_classes=NUM_CLASSES)
     traces = []
@@ -206,6 +212,7 @@ def _fixed_batches():
     return tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)  # 3 batches, not shuffled
 
 
+@pytest.mark.slow
 def test_training_resumes_from_the_run_directory(tmp_path):
     space, pipeline = JointSpace(), _fixed_batches()
     first = Supernet(space, input_shape=(8, 8, 3), num_classes=NUM_CLASSES)
@@ -231,6 +238,7 @@ def test_training_resumes_from_the_run_directory(tmp_path):
     assert again["skipped"] and again["trained_steps"] == 0
 
 
+@pytest.mark.slow
 def test_sandwich_training_with_distillation_runs_and_refuses_other_supernets(tmp_path):
     supernet = Supernet(JointSpace(), input_shape=(8, 8, 3), num_classes=NUM_CLASSES)
     stats = supernet.train(_fixed_batches(), steps=3, checkpoint_dir=tmp_path, sandwich=True, distill=True,
@@ -243,6 +251,7 @@ def test_sandwich_training_with_distillation_runs_and_refuses_other_supernets(tm
         other.train(_fixed_batches(), steps=3, checkpoint_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_standalone_training_through_the_twin_matches_keras_training():
     space = JointSpace()
     genome = {"conv1": 1.0, "conv2": 1.0, "conv2_groups": 2, "conv3": 0.5, "conv3_groups": 2}
@@ -270,6 +279,7 @@ def test_recalibration_pools_the_statistics_of_all_batches():
         recalibrate_batchnorm(model, [])
 
 
+@pytest.mark.slow
 def test_evaluate_in_the_supernet_equals_evaluating_the_extracted_model(tmp_path):
     data = load_dataset("embedded", batch_size=32, train_limit=300, test_limit=50, search_fraction=0.2,
                         image_size=8, seed=0)
@@ -292,15 +302,17 @@ def test_evaluate_in_the_supernet_equals_evaluating_the_extracted_model(tmp_path
 
 
 # -- Kendall's tau and the study -------------------------------------------------------------
-def test_kendall_tau():
-    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert kendall_tau([12, 2, 1, 12, 2], [1, 4, 7, 1, 0]) == pytest.approx(-0.47140452079103173)  # scipy's tau-b
-    assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
-    with pytest.raises(ValueError, match="same length"):
+def test_kendall_tau_is_scipys_tau_b_with_its_p_value():
+    tau, p_value = kendall_tau([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])
+    assert tau == pytest.approx(1.0) and p_value == pytest.approx(2 / 120)  # exact test: 1 of 5! orders, two-sided
+    tau, _ = kendall_tau([12, 2, 1, 12, 2], [1, 4, 7, 1, 0])
+    assert tau == pytest.approx(-0.47140452079103173)  # tau-b, ties handled
+    assert kendall_tau([1, 1, 1], [1, 2, 3]) == (None, None)  # undefined, written as null
+    with pytest.raises(ValueError):
         kendall_tau([1, 2], [1, 2, 3])
 
 
+@pytest.mark.slow
 def test_rank_correlation_study_writes_pairs_and_tau(tmp_path):
     data = load_dataset("embedded", batch_size=32, train_limit=200, test_limit=50, search_fraction=0.25,
                         image_size=8, seed=0)
@@ -308,7 +320,7 @@ def test_rank_correlation_study_writes_pairs_and_tau(tmp_path):
                                     supernet_steps=5, recalibration_batches=2)
     saved = json.loads((tmp_path / "rank_correlation.json").read_text())
     assert saved["complete"] and len(saved["pairs"]) == 3
-    for key in ("kendall_tau", "kendall_tau_no_recalibration", "recalibration_gain", "cost_ratio"):
+    for key in ("kendall_tau", "kendall_tau_p_value", "kendall_tau_no_recalibration", "recalibration_gain", "cost_ratio"):
         assert key in saved and key in result
     pair = saved["pairs"][0]
     for key in ("genome", "flops", "oneshot_accuracy", "oneshot_accuracy_no_recalibration", "scratch_accuracy"):

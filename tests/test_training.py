@@ -4,10 +4,11 @@ import pytest
 import tensorflow as tf
 
 import lqsearch.spaces
-from lqsearch import artifact, training
+from lqsearch import training
 from lqsearch.data import load_dataset
-from lqsearch.final import retrain
-from lqsearch.inheritance import inherit_first_channels
+from lqsearch.deploy import artifact
+from lqsearch.run.final import retrain
+from lqsearch.search.inheritance import inherit_first_channels
 
 
 @pytest.fixture(scope="module")
@@ -16,22 +17,22 @@ def dataset():
 
 
 def test_paper_presets():
-    cifar = training.preset("seed1_cifar")
+    cifar = training.preset("shen_cifar")
     assert (cifar.epochs, cifar.optimizer, cifar.learning_rate, cifar.milestones) == (200, "sgd", 0.1, (60, 120, 180))
-    imagenet = training.preset("seed1_imagenet")
+    imagenet = training.preset("shen_imagenet")
     assert (imagenet.epochs, imagenet.milestones) == (150, (50, 100, 135))
-    seed2 = training.preset("seed2")
-    assert (seed2.optimizer, seed2.learning_rate, seed2.schedule, seed2.batch_size, seed2.epochs) == ("adam", 1e-3, "linear", 512, 256)
-    assert training.preset("seed2", epochs=3).epochs == 3
+    phan = training.preset("phan_imagenet")
+    assert (phan.optimizer, phan.learning_rate, phan.schedule, phan.batch_size, phan.epochs) == ("adam", 1e-3, "linear", 512, 256)
+    assert training.preset("phan_imagenet", epochs=3).epochs == 3
 
 
 def test_step_schedule_decays_at_the_milestones():
-    schedule = training.learning_rate_schedule(training.preset("seed1_cifar"), steps_per_epoch=10)
+    schedule = training.learning_rate_schedule(training.preset("shen_cifar"), steps_per_epoch=10)
     assert [float(schedule(step)) for step in (0, 599, 600, 1200, 1800)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.0001])
 
 
 def test_linear_schedule_reaches_zero():
-    schedule = training.learning_rate_schedule(training.preset("seed2", epochs=2), steps_per_epoch=5)
+    schedule = training.learning_rate_schedule(training.preset("phan_imagenet", epochs=2), steps_per_epoch=5)
     assert float(schedule(0)) == pytest.approx(1e-3)
     assert float(schedule(10)) == pytest.approx(0.0)
 
@@ -41,7 +42,8 @@ def test_linear_schedule_reaches_zero():
     [
         ({"optimizer": "rmsprop"}, "optimizer must be one of adam, sgd, bop"),
         ({"epochs": -1}, "epochs must be an integer >= 0"),
-        ({"learning_rate": 0}, "learning_rate must be a number > 0"),
+        ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
+        ({"learning_rate": float("inf")}, "learning_rate must be a finite number > 0"),
         ({"warmup": 3}, "Unknown training setting"),
     ],
 )
@@ -51,10 +53,11 @@ def test_bad_training_settings(kwargs, message):
 
 
 def test_unknown_preset_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="valid presets are cpu, seed1_cifar, seed1_imagenet, seed2"):
+    with pytest.raises(ValueError, match="valid presets are cpu, phan_imagenet, shen_cifar, shen_imagenet"):
         training.preset("seed3")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "bop"])
 def test_every_optimizer_trains(dataset, optimizer):
     model = lqsearch.spaces.get("vgg_small", width_multiplier=0.125).build([1] * 6, input_shape=dataset.input_shape, num_classes=10)
@@ -101,6 +104,7 @@ def test_inherit_refuses_a_narrower_source():
         inherit_first_channels(wide, narrow)
 
 
+@pytest.mark.slow
 def test_final_retraining_saves_a_model_that_reloads_and_predicts_the_same(dataset, tmp_path):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
     genome = space.genome([0.5, 2, 1, 1, 1, 0.5])

@@ -1,17 +1,15 @@
 """The search tuner: metrics and fitness, failed candidates, best models, summary, FLOPs ceiling."""
-import math
 
 import keras_tuner as kt
-import numpy as np
 import pytest
 import tensorflow as tf
 
 import lqsearch.spaces
 from lqsearch import training
 from lqsearch.data import load_dataset
-from lqsearch.evaluation import EvaluationConfig
+from lqsearch.search.evaluation import EvaluationConfig
+from lqsearch.search.tuner import BinaryArchitectureSearch, SpaceHyperModel, fitness
 from lqsearch.spaces.vgg_small import VGGSmallSpace
-from lqsearch.tuner import BinaryArchitectureSearch, SpaceHyperModel, fitness
 
 QUICK = EvaluationConfig(epochs=1, training=training.preset("cpu", steps_per_epoch=3))
 
@@ -28,12 +26,13 @@ def _tuner(space, dataset, tmp_path, **kwargs):
     return BinaryArchitectureSearch(space, dataset, **settings)
 
 
-def test_fitness_is_seed1_equation_4():
+def test_fitness_is_shen_equation_4():
     assert fitness(90.0, 2e6, 1e6, 4.0) == pytest.approx(82.0)
     assert fitness(5.0, 4e6, 1e6, 4.0) == 0.0  # clipped at 0
-    assert fitness(71.5, 9e9, 1e6, None) == 71.5  # accuracy only (seed 2)
+    assert fitness(71.5, 9e9, 1e6, None) == 71.5  # accuracy only (Phan et al.)
 
 
+@pytest.mark.slow
 def test_search_reports_metrics_and_best_models(dataset, tmp_path, capsys):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
     tuner = _tuner(space, dataset, tmp_path)
@@ -75,6 +74,7 @@ class _FaultySpace(VGGSmallSpace):
         return logits
 
 
+@pytest.mark.slow
 def test_nan_and_unbuildable_candidates_fail_and_the_search_goes_on(dataset, tmp_path):
     space = _FaultySpace(width_multiplier=0.125)
     tuner = _tuner(space, dataset, tmp_path, max_trials=5, population_size=3, save_candidates=False, seed=123)
@@ -91,6 +91,7 @@ def test_nan_and_unbuildable_candidates_fail_and_the_search_goes_on(dataset, tmp
         assert expected in message
 
 
+@pytest.mark.slow
 def test_flops_ceiling_is_checked_before_training(dataset, tmp_path):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
     reference = lqsearch.cost.profile(space.build(space.uniform(1), input_shape=dataset.input_shape, num_classes=10)).flops
@@ -107,6 +108,7 @@ def test_unsatisfiable_ceiling_is_refused_with_the_minimum(dataset, tmp_path):
         _tuner(space, dataset, tmp_path, max_flops=1.0)
 
 
+@pytest.mark.slow
 def test_a_ceiling_almost_nothing_meets_stops_cleanly(dataset, tmp_path):
     """One valid genome in 46,656: sampling is bounded, so the search stops with a message."""
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
@@ -118,6 +120,7 @@ def test_a_ceiling_almost_nothing_meets_stops_cleanly(dataset, tmp_path):
     assert "constraint" in tuner.oracle.stop_reason and "20 attempts" in tuner.oracle.stop_reason
 
 
+@pytest.mark.slow
 def test_space_hypermodel_in_a_plain_keras_tuner(dataset, tmp_path):
     """Users can search an lqsearch space with any Keras Tuner tuner."""
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
@@ -130,14 +133,15 @@ def test_space_hypermodel_in_a_plain_keras_tuner(dataset, tmp_path):
 
 def test_invalid_settings_are_refused(dataset, tmp_path):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
-    with pytest.raises(ValueError, match="lambda must be a number >= 0"):
+    with pytest.raises(ValueError, match="lambda must be a finite number >= 0"):
         _tuner(space, dataset, tmp_path, lam=-1)
-    with pytest.raises(ValueError, match="max_flops must be a number > 0"):
+    with pytest.raises(ValueError, match="max_flops must be a finite number > 0"):
         _tuner(space, dataset, tmp_path, max_flops=0)
     with pytest.raises(ValueError, match="evaluation.mode must be one of scratch, inherit, oneshot"):
         EvaluationConfig(mode="fast")
 
 
+@pytest.mark.slow
 def test_latency_aware_fitness(dataset, tmp_path):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
     tuner = _tuner(space, dataset, tmp_path, cost_metric="latency", max_trials=2)
@@ -153,6 +157,7 @@ def test_latency_aware_fitness(dataset, tmp_path):
         _tuner(space, dataset, tmp_path, cost_metric="energy")
 
 
+@pytest.mark.slow
 def test_pareto_set_is_non_dominated(dataset, tmp_path):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
     tuner = _tuner(space, dataset, tmp_path, max_trials=3, evaluation=EvaluationConfig(epochs=0))

@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from lqsearch import artifact, cli, lce, zoo
 from test_lce import INPUT_SHAPE, images, lce_predict, tiny_vgg
+
+from lqsearch import cli, zoo
+from lqsearch import io as lqsearch_io
+from lqsearch.deploy import artifact, lce
 
 RECIPE_TEXT = "name: tiny\nspace: vgg_small\n"
 
@@ -48,6 +50,10 @@ def snapshot(registry: Path) -> dict:
 
 def cached_files(cache: Path) -> list:
     return [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
+
+
+# Every test here publishes (LCE conversion, latency) or loads a published model: seconds each.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -179,10 +185,10 @@ def test_a_publish_failing_midway_leaves_the_registry_as_it_was(published, regis
         zoo.publish(published["run"], name="tiny", registry=registry_copy)
     monkeypatch.undo()
 
-    def fail_index(path, text):
+    def fail_index(path, obj, **kwargs):
         raise OSError("disk full while writing the index")
 
-    monkeypatch.setattr(zoo.artifact, "atomic_write_text", fail_index)
+    monkeypatch.setattr(lqsearch_io, "write_json", fail_index)
     with pytest.raises(OSError, match="disk full"):
         zoo.publish(published["run"], name="other", registry=registry_copy, latency_runs=1)
     assert snapshot(registry_copy) == before
@@ -195,7 +201,8 @@ def test_a_publish_killed_midway_leaves_the_registry_intact_and_the_next_publish
     marker = tmp_path / "midway"
     script = textwrap.dedent(f"""
         import pathlib, time
-        from lqsearch import lce, zoo
+        from lqsearch import zoo
+        from lqsearch.deploy import lce
 
         def stall(*args, **kwargs):  # the .tflite is already staged when latency is measured
             pathlib.Path({str(marker)!r}).write_text("midway")

@@ -20,16 +20,14 @@ import argparse
 import hashlib
 import io
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 
-from lqsearch import _idx  # noqa: E402  pylint: disable=wrong-import-position
+from lqsearch.data import readers  # noqa: E402
 
 DEFAULT_SOURCE_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "lqsearch" / "data_files"
@@ -59,7 +57,7 @@ def draw_sample(arrays, *, train_per_class, test_per_class, seed):
     """Draw the stratified sample from the full Fashion-MNIST arrays.
 
     Arguments:
-        arrays: dict from `lqsearch._idx.read_fashion_mnist_dir`.
+        arrays: dict from `lqsearch.readers.read_fashion_mnist_dir`.
         train_per_class, test_per_class: images kept per class and split.
         seed: seed of `numpy.random.default_rng`; train is drawn before test.
 
@@ -110,7 +108,7 @@ def provenance_text(*, source_dir, sample, seed, train_per_class, test_per_class
     """Render PROVENANCE.md."""
     sources = "\n".join(
         f"| `{name}` | `{sha256(Path(source_dir) / name)}` |"
-        for name in _idx.FASHION_MNIST_FILES.values())
+        for name in readers.FASHION_MNIST_FILES.values())
     classes = ", ".join(f"{index} {name}" for index, name in enumerate(CLASS_NAMES))
     num_train, num_test = len(sample["y_train"]), len(sample["y_test"])
     return f"""# Provenance of `{npz_path.name}`
@@ -150,11 +148,11 @@ def main(argv=None):
     parser.add_argument("--test-per-class", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    arrays = _idx.read_fashion_mnist_dir(args.source_dir)
+    arrays = readers.read_fashion_mnist_dir(args.source_dir)
     sample = draw_sample(arrays, train_per_class=args.train_per_class,
                          test_per_class=args.test_per_class, seed=args.seed)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    npz_path = args.output_dir / _idx.EMBEDDED_FILE
+    npz_path = args.output_dir / readers.EMBEDDED_FILE
     write_npz(npz_path, sample)
     text = provenance_text(source_dir=args.source_dir, sample=sample, seed=args.seed,
                            train_per_class=args.train_per_class,

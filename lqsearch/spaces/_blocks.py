@@ -30,7 +30,7 @@ class _DropStarvedWeightsWarning(logging.Filter):
 @contextlib.contextmanager
 def _without_starved_weights_warning():
     """Silences larq's 'no kernel_constraint' warning for presets that skip the clip on purpose
-    (seed 1's DoReFa weights are unclipped)."""
+    (Shen et al.'s DoReFa weights are unclipped)."""
     logger = logging.getLogger("larq.layers_base")
     log_filter = _DropStarvedWeightsWarning()
     logger.addFilter(log_filter)

@@ -7,11 +7,14 @@ import tensorflow as tf
 
 from lqsearch import quantizers
 from lqsearch._registry import Registry
+from lqsearch.checks import check_int, check_number
 from lqsearch.genome import Gene, GeneSet, Genome
 
 __all__ = ["SearchSpace", "register_space", "get", "list_spaces", "from_config"]
 
 _SPACES = Registry("search space", "spaces")
+#: Wider than this, a layer has millions of channels: a typo, not a network.
+MAX_WIDTH_MULTIPLIER = 64.0
 
 
 def register_space(name: str) -> Callable[[type], type]:
@@ -24,7 +27,7 @@ def list_spaces() -> list:
     return _SPACES.names()
 
 
-def get(name: str, **options: Any) -> "SearchSpace":
+def get(name: str, **options: Any) -> SearchSpace:
     """Returns the search space registered as `name`, configured with `options`.
 
     Arguments:
@@ -37,7 +40,7 @@ def get(name: str, **options: Any) -> "SearchSpace":
     return _SPACES.lookup(name)(**options)
 
 
-def from_config(config: Mapping[str, Any]) -> "SearchSpace":
+def from_config(config: Mapping[str, Any]) -> SearchSpace:
     """Rebuilds a space from `space.get_config()`."""
     return get(config["name"], **dict(config.get("options", {})))
 
@@ -70,11 +73,8 @@ class SearchSpace:
                 f"valid options are {sorted(self.option_defaults)}."
             )
         self.options = {**self.option_defaults, **options}
-        multiplier = self.options.get("width_multiplier", 1.0)
-        if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or multiplier <= 0:
-            raise ValueError(
-                f"width_multiplier must be a number > 0 (e.g. 0.25 for a CPU-sized space), got {multiplier!r}."
-            )
+        check_number("width_multiplier", self.options.get("width_multiplier", 1.0), minimum=0,
+                     maximum=MAX_WIDTH_MULTIPLIER, low_open=True)
         self.genes = GeneSet(self._make_genes())
 
     # -- genes ---------------------------------------------------------------
@@ -145,7 +145,7 @@ class SearchSpace:
 
     def layer_table(self, genome: Union[Sequence, Mapping[str, Any]]) -> list:
         """[(gene name, concrete value)]: output channels for width genes, group counts for
-        group genes. Used by reports (channels per layer, as in seed 1's Figure 2)."""
+        group genes. Used by reports (channels per layer, as in Shen et al.'s Figure 2)."""
         genome = self.genome(genome)
         return [(gene.name, self._concrete(gene, genome[gene.name])) for gene in self.genes]
 
@@ -161,7 +161,8 @@ class SearchSpace:
 
 
 def _check_build_args(input_shape: Tuple[int, ...], num_classes: int) -> None:
-    if len(input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in input_shape):
+    if len(input_shape) != 3:
         raise ValueError(f"input_shape must be three positive integers HxWxC, got {input_shape}.")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+    for dimension in input_shape:
+        check_int("each input_shape dimension", dimension, minimum=1)
+    check_int("num_classes", num_classes, minimum=2)

@@ -1,4 +1,4 @@
-"""Binarized MobileNet-v1 group spaces M1, M2 and M3 (seed 2, Section 3.2.2).
+"""Binarized MobileNet-v1 group spaces M1, M2 and M3 (Phan et al., Section 3.2.2).
 
 Each of the 13 MobileNet layers replaces its depthwise 3x3 by a binary 3x3 conv
 Cin->Cin whose group count is a gene (a divisor of Cin), followed by a binary
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from lqsearch.checks import check_bool
 from lqsearch.genome import Gene
+from lqsearch.quantizers import LCE_GROUP_CHANNELS
 from lqsearch.spaces import _blocks
 from lqsearch.spaces.base import SearchSpace, register_space
 
@@ -19,8 +21,6 @@ MOBILENET_LAYERS = (
     (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
     (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
 )
-#: LCE accelerates grouped binary convs only when Cin / groups is a multiple of this.
-LCE_GROUP_CHANNELS = 32
 
 
 def divisors(n: int) -> tuple:
@@ -54,8 +54,7 @@ class _MobileNetGroupSpace(SearchSpace):
         return values
 
     def _make_genes(self):
-        if not isinstance(self.options["lce_compatible"], bool):
-            raise ValueError(f"lce_compatible must be true or false, got {self.options['lce_compatible']!r}.")
+        check_bool("lce_compatible", self.options["lce_compatible"])
         genes = [
             Gene(f"layer{i + 1}_groups", self._group_values(cin), kind="groups")
             for i, (cin, _, _) in enumerate(self.layer_channels())
@@ -118,7 +117,8 @@ class MobileNetM1Space(_MobileNetGroupSpace):
         width_multiplier: MobileNet's alpha (scales every width).
 
     References:
-        - Phan et al., Binarizing MobileNet via Evolution-based Searching (seed 2).
+        - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
+          Evolution-based Searching. CVPR 2020, arXiv:2005.06305.
     """
 
     module = "m1"
@@ -140,7 +140,8 @@ class MobileNetM2Space(_MobileNetGroupSpace):
         width_multiplier: MobileNet's alpha.
 
     References:
-        - Phan et al., Binarizing MobileNet via Evolution-based Searching (seed 2).
+        - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
+          Evolution-based Searching. CVPR 2020, arXiv:2005.06305.
     """
 
     module = "m2"
@@ -170,7 +171,8 @@ class MobileNetM3Space(_MobileNetGroupSpace):
         width_multiplier: MobileNet's alpha.
 
     References:
-        - Phan et al., Binarizing MobileNet via Evolution-based Searching (seed 2).
+        - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
+          Evolution-based Searching. CVPR 2020, arXiv:2005.06305.
     """
 
     module = "m3"

@@ -1,4 +1,4 @@
-"""ResNet-18 with per-stage and per-block-middle expansion ratios: seed 1's ImageNet space."""
+"""ResNet-18 with per-stage and per-block-middle expansion ratios: Shen et al.'s ImageNet space."""
 from __future__ import annotations
 
 import tensorflow as tf
@@ -11,7 +11,7 @@ from lqsearch.spaces.vgg_small import WIDTH_RATIOS
 STAGE_WIDTHS = (64, 128, 256, 512)
 BLOCKS_PER_STAGE = 2
 
-#: Published genomes of seed 1, Table 2 (the authors' ratio-code order).
+#: Published genomes of Shen et al., Table 2 (the authors' ratio-code order).
 RES18_AUTO_A = (2, 4, 2, 2, 2, 4, 4, 4, 4, 4, 4, 4)
 RES18_AUTO_B = (3, 4, 4, 3, 1, 4, 4, 4, 3, 3, 3, 3)
 
@@ -31,7 +31,8 @@ class ResNet18Space(SearchSpace):
         width_multiplier: scales every base width.
 
     References:
-        - Shen et al., Searching for Accurate Binary Neural Architectures (seed 1).
+        - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
+          ICCV Workshops 2019, arXiv:1909.07378.
         - He et al., Deep Residual Learning for Image Recognition.
     """
 

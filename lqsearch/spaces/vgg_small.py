@@ -1,4 +1,4 @@
-"""VGG-small (CIFAR) with one expansion ratio per conv: seed 1's width search space."""
+"""VGG-small (CIFAR) with one expansion ratio per conv: Shen et al.'s width search space."""
 from __future__ import annotations
 
 import tensorflow as tf
@@ -11,7 +11,7 @@ WIDTH_RATIOS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0)
 #: (base channels, max-pool after this conv) for conv1..conv6.
 VGG_SMALL_LAYERS = ((128, False), (128, True), (256, False), (256, True), (512, False), (512, True))
 
-#: Published genomes of seed 1, Table 1.
+#: Published genomes of Shen et al., Table 1.
 VGG_AUTO_A = (0.5, 2, 1, 1, 1, 0.5)
 VGG_AUTO_B = (2, 2, 4, 2, 4, 0.5)
 
@@ -28,7 +28,8 @@ class VGGSmallSpace(SearchSpace):
         width_multiplier: scales every base width (e.g. 0.25 for CPU-sized runs).
 
     References:
-        - Shen et al., Searching for Accurate Binary Neural Architectures (seed 1).
+        - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
+          ICCV Workshops 2019, arXiv:1909.07378.
         - Zhang et al., LQ-Nets (VGG-small).
     """
 

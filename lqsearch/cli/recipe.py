@@ -1,0 +1,46 @@
+"""`lqsearch recipe list | show NAME | run NAME_OR_PATH [key=value ...] [--out DIR] [--smoke]`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from lqsearch.run import recipes
+from lqsearch.run.runner import run_recipe
+
+
+def _cmd_list(args) -> int:
+    for name in recipes.list_recipes():
+        recipe = recipes.load_recipe(name)
+        print(f"{name:32s} {recipe.description}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    recipe = recipes.load_recipe(args.recipe, args.overrides, smoke=args.smoke)
+    print(recipes.to_yaml(recipe), end="")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    recipe = recipes.load_recipe(args.recipe, args.overrides, smoke=args.smoke)
+    out_dir = Path(args.out) if args.out else Path("runs") / recipe.name
+    run_recipe(recipe, out_dir, verbose=1 if args.verbose else 0)
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Registers `lqsearch recipe ...` on the main parser's subparsers."""
+    recipe = sub.add_parser("recipe", help="list, show and run search recipes")
+    commands = recipe.add_subparsers(dest="recipe_command", required=True)
+
+    listing = commands.add_parser("list", help="the shipped recipes")
+    listing.set_defaults(func=_cmd_list)
+
+    for name, func, help_text in (("show", _cmd_show, "print the resolved recipe as YAML"), ("run", _cmd_run, "run or resume a recipe")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("recipe", help="a shipped recipe name or a path to a .yaml recipe")
+        command.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. search.population_size=8")
+        command.add_argument("--smoke", action="store_true", help="shrink the recipe to a seconds-long run on the embedded sample")
+        command.set_defaults(func=func)
+        if name == "run":
+            command.add_argument("--out", help="run directory (default runs/NAME); the same --out resumes")
+            command.add_argument("--verbose", action="store_true", help="show Keras training output")

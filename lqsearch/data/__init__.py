@@ -1,0 +1,26 @@
+"""Datasets for the search and for the final retraining.
+
+One entry point, `load_dataset(source, ...)`, returns a `Dataset` with four
+batched `tf.data` pipelines:
+
+- `train`: the full train set, for the final retraining;
+- `search_train` / `search_val`: a disjoint, stratified split of the TRAIN
+  set, used by the search; the test set never enters the search;
+- `test`: the test set, for the final evaluation only.
+
+Every pipeline yields `(images, labels)`: images are float32 in [0, 1] with
+shape (batch, H, W, C) (grayscale images get C = 1), labels are int32 class
+indices. Nothing is mean/std-normalized; do that in the model if wanted.
+
+Training pipelines (`train`, `search_train`) are shuffled with the seed and
+augmented per family (`lqsearch.data.pipelines`). In-memory sources hold their uint8 images in
+memory; when `image_size` resizes them, the resized uint8 images are cached
+before augmentation. ImageNet streams from disk and is not cached.
+Sources: see `list_sources()`.
+"""
+from lqsearch.data.dataset import SPLITS, Dataset
+from lqsearch.data.errors import DataError
+from lqsearch.data.loading import from_arrays, load_dataset
+from lqsearch.data.sources import list_sources, parse_source
+
+__all__ = ["load_dataset", "from_arrays", "Dataset", "DataError", "list_sources", "parse_source", "SPLITS"]

@@ -1,0 +1,124 @@
+"""`load_dataset` and `from_arrays`: the entry points of `lqsearch.data`."""
+import numpy as np
+import tensorflow as tf
+
+from lqsearch.data import readers, tfds_source
+from lqsearch.data.dataset import Dataset, make_options
+from lqsearch.data.imagenet import load_imagenet
+from lqsearch.data.pipelines import IMAGENET_CROP, build_pipeline
+from lqsearch.data.sources import DEFAULT_FASHION_MNIST_DIR, parse_source
+from lqsearch.data.splits import limit, search_split
+
+__all__ = ["load_dataset", "from_arrays"]
+
+
+def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batch_size=128,
+                 eval_batch_size=None, image_size=None, seed=0, search_fraction=None,
+                 search_per_class=None, train_limit=None, test_limit=None, augment=True,
+                 family=None):
+    """Load a dataset and build its train / search / test pipelines.
+
+    Arguments:
+        source: a name from `list_sources()` ("cifar10", "cifar100", "mnist",
+            "fashion_mnist", "imagenet2012", "fashion_mnist_local", "embedded")
+            or "npz:PATH" (keys x_train, y_train, x_test, y_test; uint8 images
+            (N, H, W) or (N, H, W, C); integer labels).
+        data_dir: tfds data dir for tfds sources; the IDX folder for
+            "fashion_mnist_local" (default /usr/share/datasets/fashion-mnist).
+        manual_dir: imagenet2012 only: folder with ILSVRC2012_img_train.tar and
+            ILSVRC2012_img_val.tar, used to prepare the dataset when data_dir
+            does not hold it yet (no network is needed).
+        download: allow tfds to download a missing dataset (default False).
+        batch_size, eval_batch_size: batch sizes of the training pipelines
+            and of the evaluation ones (default: batch_size).
+        image_size: int or (H, W) to resize to (ImageNet: the crop, 224).
+        seed: seed of the search split, the shuffling and the augmentation.
+        search_fraction: share of each train class held out as search_val
+            (default 0.1); or search_per_class: images per class held out
+            (ImageNet accepts only this one; default 50).
+        train_limit, test_limit: keep a stratified subset of this size
+            (ImageNet: the first examples in file order).
+        augment: augment the training pipelines (see the module docstring).
+        family: "cifar", "imagenet" or "mnist" to override the augmentation
+            family (default: from the source, or inferred from the images).
+
+    Returns:
+        A `Dataset`.
+
+    Raises:
+        DataError: unknown source, bad option, missing or malformed data, or a
+            tfds dataset that is not prepared and may not be downloaded.
+    """
+    spec = parse_source(source)
+    opts = make_options(
+        batch_size=batch_size, eval_batch_size=eval_batch_size, image_size=image_size,
+        seed=seed, search_fraction=search_fraction, search_per_class=search_per_class,
+        train_limit=train_limit, test_limit=test_limit, augment=augment, family=family)
+    if spec.family == "imagenet":
+        return load_imagenet(spec.name, opts, data_dir=data_dir, manual_dir=manual_dir)
+    if spec.kind == "tfds":
+        arrays = tfds_source.read_tfds_arrays(spec.name, data_dir=data_dir, download=download)
+    elif spec.kind == "npz":
+        arrays = readers.read_npz(spec.path)
+    elif spec.name == "fashion_mnist_local":
+        arrays = readers.read_fashion_mnist_dir(data_dir or DEFAULT_FASHION_MNIST_DIR)
+    else:
+        arrays = readers.read_embedded()
+    return _dataset_from_checked(spec.name, arrays, spec.family, opts)
+
+
+def from_arrays(x_train, y_train, x_test, y_test, *, name="arrays", num_classes=None,
+                **options):
+    """Build a `Dataset` from numpy arrays held by the caller.
+
+    Arguments:
+        x_train, x_test: uint8 images, (N, H, W) or (N, H, W, C) with C in {1, 3}.
+        y_train, y_test: integer labels 0..num_classes-1, shape (N,) or (N, 1).
+        name: the `Dataset.name`.
+        num_classes: number of classes (default: max(y_train) + 1).
+        **options: as for `load_dataset`.
+
+    Returns:
+        A `Dataset`; the family is inferred from the images unless given.
+
+    Raises:
+        DataError: bad arrays or options.
+    """
+    opts = make_options(**options)
+    arrays = readers.check_arrays({"x_train": x_train, "y_train": y_train, "x_test": x_test,
+                                "y_test": y_test}, where=name, num_classes=num_classes)
+    return _dataset_from_checked(name, arrays, None, opts)
+
+
+def _infer_family(input_shape):
+    """Guess the family of (H, W, C) images: "mnist" if C == 1, else "cifar" up to 64x64."""
+    if input_shape[-1] == 1:
+        return "mnist"
+    return "cifar" if max(input_shape[:2]) <= 64 else "imagenet"
+
+
+def _dataset_from_checked(name, arrays, family, opts):
+    """Build a `Dataset` from checked in-memory arrays (see `readers.check_arrays`)."""
+    rng = np.random.default_rng(opts.seed)
+    x_train, y_train = limit(arrays["x_train"], arrays["y_train"], opts.train_limit, rng)
+    x_test, y_test = limit(arrays["x_test"], arrays["y_test"], opts.test_limit, rng)
+    search_train, search_val = search_split(y_train, opts, rng)
+    raw = {"train": (x_train, y_train),
+           "search_train": (x_train[search_train], y_train[search_train]),
+           "search_val": (x_train[search_val], y_train[search_val]),
+           "test": (x_test, y_test)}
+    family = opts.family or family or _infer_family(x_train.shape[1:])
+    size = opts.image_size or (
+        (IMAGENET_CROP, IMAGENET_CROP) if family == "imagenet" else x_train.shape[1:3])
+    pipelines = {}
+    for split, (images, labels) in raw.items():
+        stream = tf.data.Dataset.from_tensor_slices((images, labels))
+        pipelines[split] = build_pipeline(
+            stream, split=split, family=family, size=size, opts=opts,
+            native_size=images.shape[1:3], num_examples=len(labels))
+    return Dataset(
+        name=name, family=family, input_shape=(*size, x_train.shape[-1]),
+        num_classes=arrays["num_classes"], num_train=len(y_train),
+        num_search_train=len(search_train), num_search_val=len(search_val),
+        num_test=len(y_test), batch_size=opts.batch_size,
+        eval_batch_size=opts.eval_batch_size, arrays=raw, **pipelines)

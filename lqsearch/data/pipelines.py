@@ -1,0 +1,113 @@
+"""Batched `tf.data` pipelines: shuffling, per-family augmentation, resizing, scaling to [0, 1].
+
+Training pipelines (`train`, `search_train`) are shuffled with the seed and
+augmented per family: "cifar" pads by 4 and random-crops, then flips;
+"imagenet" random-resized-crops to the crop size and flips, while the
+evaluation pipelines resize the shorter side to 256/224 of it and centre-crop;
+"mnist" gets no augmentation.
+"""
+import tensorflow as tf
+
+__all__ = ["build_pipeline", "FAMILIES", "IMAGENET_CROP"]
+
+FAMILIES = ("cifar", "imagenet", "mnist")
+IMAGENET_CROP = 224
+IMAGENET_RESIZE_RATIO = 256 / 224
+CIFAR_PAD = 4
+STREAM_SHUFFLE_BUFFER = 10_000
+_SALT = {"train": 1, "search_train": 2, "augment": 3}
+
+
+def _split_seed(seed, salt):
+    """Derive a 31-bit seed for one pipeline from the user seed."""
+    return (int(seed) * 1_000_003 + salt) % (2**31 - 1)
+
+
+def build_pipeline(stream, *, split, family, size, opts, native_size, num_examples):
+    """Turn an unbatched (uint8 image, integer label) stream into a batched pipeline.
+
+    Arguments:
+        stream: unbatched `tf.data.Dataset` of (uint8 HxWxC image, label).
+        split: one of `SPLITS`; "train" and "search_train" are training splits.
+        family: "cifar", "imagenet" or "mnist".
+        size: (H, W) of the output images.
+        opts: the `_Options`.
+        native_size: (H, W) of the in-memory stream's images, or None for a
+            stream read from disk (images of varying size, bounded shuffle).
+        num_examples: size of the stream.
+
+    Returns:
+        A batched, prefetched `tf.data.Dataset` of (float32 images in [0, 1],
+        int32 labels).
+    """
+    training = split in ("train", "search_train")
+    size = tuple(int(s) for s in size)
+    stream = stream.map(lambda image, label: (image, tf.cast(label, tf.int32)))
+    in_memory = native_size is not None
+    if family != "imagenet" and in_memory and tuple(native_size) != size:
+        stream = stream.map(lambda image, label: (_resize_uint8(image, size), label),
+                            num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if training:
+        buffer = num_examples if in_memory else min(num_examples, STREAM_SHUFFLE_BUFFER)
+        stream = stream.shuffle(max(buffer, 1), seed=_split_seed(opts.seed, _SALT[split]),
+                                reshuffle_each_iteration=True)
+    if training and opts.augment and family != "mnist":
+        stream = _augment(stream, family=family, size=size,
+                          seed=_split_seed(opts.seed, _SALT["augment"] + _SALT[split]))
+    elif family == "imagenet":
+        stream = stream.map(lambda image, label: (_resize_centre_crop(image, size), label),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+    stream = stream.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, label),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+    batch_size = opts.batch_size if training else opts.eval_batch_size
+    return stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _augment(stream, *, family, size, seed):
+    """Apply the random augmentation of `family`, seeded per element and per epoch."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    augment = _pad_crop_flip if family == "cifar" else _random_resized_crop_flip
+    return tf.data.Dataset.zip((stream, seeds)).map(
+        lambda example, pair: (augment(example[0], pair, size), example[1]),
+        num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _resize_uint8(image, size):
+    """Resize a uint8 image (bilinear) and round it back to uint8."""
+    resized = tf.image.resize(image, size, method="bilinear")
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def _pad_crop_flip(image, seed, size):
+    """CIFAR augmentation: zero-pad by 4, random crop back to `size`, random flip."""
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    padded = tf.image.pad_to_bounding_box(image, CIFAR_PAD, CIFAR_PAD,
+                                          size[0] + 2 * CIFAR_PAD, size[1] + 2 * CIFAR_PAD)
+    channels = tf.shape(image)[-1]
+    cropped = tf.image.stateless_random_crop(padded, tf.stack([size[0], size[1], channels]),
+                                             seed=crop_seed)
+    return tf.image.stateless_random_flip_left_right(cropped, seed=flip_seed)
+
+
+def _random_resized_crop_flip(image, seed, size):
+    """ImageNet augmentation: crop 8%-100% of the area, aspect 3/4-4/3, resize, flip."""
+    box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    begin, box_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=box_seed, min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True)
+    crop = tf.slice(image, begin, box_size)
+    resized = tf.image.resize(crop, size, method="bilinear")
+    return tf.image.stateless_random_flip_left_right(resized, seed=flip_seed)
+
+
+def _resize_centre_crop(image, size):
+    """ImageNet evaluation: resize the shorter side to 256/224 of `size`, centre-crop."""
+    target = round(max(size) * IMAGENET_RESIZE_RATIO)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = target / tf.reduce_min(shape)
+    new_shape = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), tf.constant(size))
+    resized = tf.image.resize(image, new_shape, method="bilinear")
+    top = (new_shape[0] - size[0]) // 2
+    left = (new_shape[1] - size[1]) // 2
+    return tf.image.crop_to_bounding_box(resized, top, left, size[0], size[1])

@@ -1,0 +1,96 @@
+"""The one atomic writer of lqsearch: a temporary file in the same folder, then a rename.
+
+A process killed at any moment leaves either the old file or the new one, never
+half a file. Written files are readable by others (mode 0644) and new folders
+are 0755, so a registry or a run directory can be served by a web server
+running as another user.
+
+Remote paths (`scheme://...`, e.g. a Keras Tuner project on GCS) cannot be
+renamed atomically; `write_json` writes them with `tf.io.gfile`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import tensorflow as tf
+
+__all__ = ["atomic_write_text", "atomic_write_bytes", "write_json", "jsonable", "FILE_MODE", "DIR_MODE", "make_dirs"]
+
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+PathLike = Union[str, os.PathLike]
+
+
+def make_dirs(path: PathLike) -> Path:
+    """Creates `path` and its missing parents with mode 0755 (whatever the umask); returns it."""
+    path = Path(path)
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        os.chmod(folder, DIR_MODE)
+    return path
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Writes `data` to `path` (mode 0644) through a temporary file and a rename; returns the path."""
+    path = Path(path)
+    make_dirs(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: PathLike, text: str) -> Path:
+    """Writes `text` (UTF-8) to `path` atomically, mode 0644; returns the path."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def jsonable(obj: Any) -> Any:
+    """A copy of `obj` made of plain JSON types: numpy scalars become Python ones, tuples and sets lists."""
+    if isinstance(obj, dict):
+        return {str(key): jsonable(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [jsonable(value) for value in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "shape", None) == ():
+        obj = obj.item()  # numpy scalar
+    return obj
+
+
+def write_json(path: PathLike, obj: Any, *, indent: Union[int, None] = 2, allow_nan: bool = False) -> None:
+    """Writes `obj` as JSON: atomically for a local path, with `tf.io.gfile` for `scheme://` paths.
+
+    Arguments:
+        path: the file.
+        obj: JSON-able data (numpy scalars are converted).
+        indent: as for `json.dumps`.
+        allow_nan: False (the default) refuses NaN and infinity, which strict JSON readers reject;
+            Keras Tuner's own state files (failed trials score NaN) pass True.
+
+    Raises:
+        ValueError: on NaN or infinity when `allow_nan` is False.
+    """
+    text = json.dumps(jsonable(obj), indent=indent, sort_keys=True, allow_nan=allow_nan)
+    if "://" in str(path):
+        with tf.io.gfile.GFile(str(path), "w") as handle:
+            handle.write(text)
+        return
+    atomic_write_text(path, text)

@@ -1,0 +1,342 @@
+"""`BinaryArchitectureSearch`: the Keras Tuner `Tuner` that searches an lqsearch space.
+
+One trial: genome -> model -> cost (cached by genome) -> FLOPs ceiling ->
+weights (scratch / inherit / oneshot) -> accuracy on the search-val split ->
+fitness. It reports one objective, `fitness`, plus `accuracy`, `flops`,
+`binary_macs` and `memory_bits` as extra metrics (Keras Tuner would sum a list
+of objectives).
+
+    fitness = max(Acc - lambda * FLOPs / FLOPs_ref, 0)
+
+with Acc in percent and FLOPs_ref the cost of the space's unexpanded binary
+network (Shen et al., eq. 4). With `lam=None` the fitness is the accuracy alone
+and FLOPs act only through the `max_flops` ceiling (Phan et al.). With
+`cost_metric="latency"` the measured single-image LCE latency (cached by
+genome in `latency.json`) replaces FLOPs in the fitness.
+
+References:
+    - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
+      ICCV Workshops 2019, arXiv:1909.07378.
+    - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
+      Evolution-based Searching. CVPR 2020, arXiv:2005.06305.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import keras_tuner as kt
+
+from lqsearch import cost, training
+from lqsearch.checks import check_choice, check_number
+from lqsearch.deploy import artifact
+from lqsearch.deploy.lce import LatencyCache
+from lqsearch.search.evaluation import EvaluationConfig, make_evaluator
+from lqsearch.search.oracle import EvolutionaryOracle
+from lqsearch.search.pareto import pareto_front
+from lqsearch.search.settings import EvolutionSettings
+
+__all__ = ["BinaryArchitectureSearch", "SpaceHyperModel", "SearchCallback", "fitness", "budget_constraint"]
+
+METRICS = ("fitness", "accuracy", "flops", "binary_macs", "memory_bits", "latency_s", "duration_s")
+COST_METRICS = ("flops", "latency")
+
+
+def fitness(accuracy: float, flops: float, reference_flops: float, lam: Optional[float]) -> float:
+    """Shen et al.'s eq. 4: `max(accuracy - lam * flops / reference_flops, 0)`; the accuracy when `lam` is None."""
+    if lam is None:
+        return float(accuracy)
+    return max(float(accuracy) - lam * flops / reference_flops, 0.0)
+
+
+class SpaceHyperModel(kt.HyperModel):
+    """A Keras Tuner HyperModel over an lqsearch space: one `hp.Choice` per gene.
+
+    Use it in your own Keras Tuner code (any tuner) to search an lqsearch space.
+    """
+
+    def __init__(self, space, *, input_shape, num_classes: int, quantizer: Optional[str] = None):
+        super().__init__(name=space.name)
+        self.space = space
+        self.input_shape = tuple(input_shape)
+        self.num_classes = num_classes
+        self.quantizer = quantizer or space.default_quantizer
+
+    def declare_hyperparameters(self, hp):
+        self.space.genes.declare(hp)
+
+    def build(self, hp):
+        genome = self.space.genes.declare(hp)
+        model = self.space.build(genome, input_shape=self.input_shape, num_classes=self.num_classes, quantizer=self.quantizer)
+        training.compile_model(model, training.PRESETS["cpu"], 1, self.num_classes)
+        return model
+
+
+class SearchCallback:
+    """Hooks of `BinaryArchitectureSearch`, for progress output and live results; override what you need.
+
+    Pass instances as `BinaryArchitectureSearch(..., search_callbacks=[...])`. They are
+    called in the tuner's process, after the oracle has recorded the trial.
+    """
+
+    def on_trial_record(self, record: Dict[str, Any], completed: int) -> None:
+        """A trial ended. `record` is its entry of `trial_records()`; `completed` counts COMPLETED trials."""
+
+    def on_results(self, tuner: BinaryArchitectureSearch) -> None:
+        """The results changed (after every trial): a good moment to write them out."""
+
+
+def budget_constraint(space, cost_of: Callable, max_flops: float) -> Callable[[Dict[str, Any]], bool]:
+    """An oracle constraint: the genome's FLOPs are at most `max_flops`."""
+
+    def within_budget(values: Dict[str, Any]) -> bool:
+        return cost_of(space.genes.from_hyperparameters(values)).flops <= max_flops
+
+    return within_budget
+
+
+class BinaryArchitectureSearch(kt.Tuner):
+    """Evolutionary search of a binary architecture space (a Keras Tuner `Tuner`).
+
+    Arguments:
+        space: an `lqsearch.spaces.SearchSpace`.
+        dataset: an `lqsearch.data.Dataset` (search-train / search-val splits are used).
+        oracle: a Keras Tuner oracle with objective `fitness` (max). Default: an
+            `EvolutionaryOracle` built from `max_trials`, `seed` and the evolution
+            settings in `**kwargs`, with the FLOPs ceiling as its constraint. Passing
+            `oracle=` together with any of those settings is refused (they would be ignored).
+        quantizer: the preset name (default: the space's).
+        evaluation: an `EvaluationConfig` (default: `scratch`, 2 epochs).
+        lam: lambda of the fitness; None for accuracy only.
+        cost_metric: `flops` or `latency` (measured LCE latency) in the fitness.
+        max_flops: FLOPs ceiling; genomes above it are never trained.
+        verbose_training: Keras progress output of candidate training.
+        strategy: a `tf.distribute.Strategy` to train each candidate data-parallel
+            (default: the current one; see `lqsearch.training.get_strategy`).
+        save_candidates: keep each trained candidate's weights (for `get_best_models`).
+        search_callbacks: `SearchCallback`s told of every trial and result change.
+        max_trials, seed: of the default oracle (its defaults when None).
+        **kwargs: the evolution settings of the default oracle (`population_size`,
+            `num_parents`, `num_crossovers`, `num_mutations`, `mutation_rate`,
+            `max_sampling_attempts`; see `EvolutionSettings`), and `directory`,
+            `project_name`, `overwrite`, ... as for any `kt.Tuner`.
+
+    Raises:
+        ValueError: on invalid settings.
+    """
+
+    def __init__(
+        self,
+        space,
+        dataset,
+        *,
+        oracle: Optional[kt.Oracle] = None,
+        quantizer: Optional[str] = None,
+        evaluation: Optional[EvaluationConfig] = None,
+        lam: Optional[float] = 4.0,
+        cost_metric: str = "flops",
+        max_flops: Optional[float] = None,
+        verbose_training: int = 0,
+        strategy=None,
+        save_candidates: bool = True,
+        search_callbacks: Sequence[SearchCallback] = (),
+        max_trials: Optional[int] = None,
+        seed: Optional[int] = None,
+        **kwargs,
+    ):
+        evolution = {name: kwargs.pop(name) for name in EvolutionSettings.names() if name in kwargs}
+        self.lam = check_number("lambda", lam, minimum=0, allow_none=True)
+        self.max_flops = check_number("max_flops", max_flops, minimum=0, low_open=True, allow_none=True)
+        self.cost_metric = check_choice("cost_metric", cost_metric, COST_METRICS)
+        self.space = space
+        self.dataset = dataset
+        self.quantizer = quantizer or space.default_quantizer
+        self.evaluation = evaluation or EvaluationConfig()
+        self.verbose_training = verbose_training
+        self.strategy = strategy
+        self.save_candidates = save_candidates
+        self.search_callbacks = tuple(search_callbacks)
+        self.cost_of = cost.CostCache(
+            space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer
+        )
+        self.reference_flops = self.cost_of(space.reference_genome()).flops
+        if self.max_flops is not None:
+            cheapest = self.cost_of(space.cheapest()).flops
+            if cheapest > self.max_flops:
+                raise ValueError(
+                    f"max_flops {self.max_flops:.4g} is below the FLOPs of the cheapest genome of {space.name} "
+                    f"({cheapest:.4g}); no candidate can satisfy it. Raise max_flops to at least {cheapest:.4g}."
+                )
+        oracle_settings = {**evolution, **{n: v for n, v in (("max_trials", max_trials), ("seed", seed)) if v is not None}}
+        if oracle is None:
+            oracle = self._default_oracle(oracle_settings)
+        else:
+            given = sorted(oracle_settings)
+            if given:
+                raise ValueError(
+                    f"BinaryArchitectureSearch got oracle= and the oracle settings {given}; the tuner would ignore "
+                    f"them. Drop {', '.join(given)} (set them on your oracle), or drop oracle= to let the tuner build "
+                    "its EvolutionaryOracle."
+                )
+        hypermodel = SpaceHyperModel(space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer)
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self._evaluator = None
+        self.latency_of = None
+        if cost_metric == "latency":
+            self.latency_of = LatencyCache(
+                space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer,
+                path=Path(self.project_dir) / "latency.json",
+            )
+
+    def _default_oracle(self, settings: Dict[str, Any]) -> EvolutionaryOracle:
+        """The `EvolutionaryOracle` on `fitness` with `settings`, and the FLOPs ceiling as its constraint."""
+        population = settings.get("population_size", EvolutionSettings.population_size)
+        return EvolutionaryOracle(
+            objective=kt.Objective("fitness", "max"),
+            constraint=budget_constraint(self.space, self.cost_of, self.max_flops) if self.max_flops else None,
+            max_consecutive_failed_trials=max(3, population),
+            **settings,
+        )
+
+    # -- one trial -----------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.project_dir)
+
+    def evaluator(self):
+        """The candidate evaluator, prepared on first use (trains the widest network / supernet once)."""
+        if self._evaluator is None:
+            evaluator = make_evaluator(
+                self.space, self.dataset, self.evaluation, quantizer=self.quantizer, run_dir=self.run_dir,
+                verbose=self.verbose_training, strategy=self.strategy,
+            )
+            evaluator.prepare()
+            self._evaluator = evaluator
+        return self._evaluator
+
+    def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
+        """Evaluates one genome; returns the metrics. Failures become failed trials with their reason."""
+        start = time.time()
+        genome = self.space.genes.from_hyperparameters(trial.hyperparameters)
+        try:
+            candidate_cost = self.cost_of(genome)
+        except Exception as error:  # a genome that does not build is a failed trial, not a crash
+            raise kt.errors.FailedTrialError(f"the candidate does not build: {error}") from error
+        if self.max_flops is not None and candidate_cost.flops > self.max_flops:
+            raise kt.errors.FailedTrialError(
+                f"FLOPs {candidate_cost.flops:.4g} exceed max_flops {self.max_flops:.4g}; the candidate was not trained"
+            )
+        try:
+            accuracy, model = self.evaluator().evaluate(genome, log_dir=Path(self.get_trial_dir(trial.trial_id)) / "logs")
+        except training.CandidateFailed as error:
+            raise kt.errors.FailedTrialError(str(error)) from error
+        if model is not None and self.save_candidates:
+            self._save_candidate(trial.trial_id, model, genome, accuracy)
+        metrics = {}
+        if self.latency_of is not None:
+            metrics["latency_s"] = self.latency_of(genome)
+            score = fitness(accuracy, metrics["latency_s"], self.latency_of(self.space.reference_genome()), self.lam)
+        else:
+            score = fitness(accuracy, candidate_cost.flops, self.reference_flops, self.lam)
+        return {
+            **metrics,
+            "fitness": score,
+            "accuracy": float(accuracy),
+            "flops": float(candidate_cost.flops),
+            "binary_macs": float(candidate_cost.binary_macs),
+            "memory_bits": float(candidate_cost.memory_bits),
+            "duration_s": time.time() - start,
+        }
+
+    def _card(self, genome, metrics=None) -> artifact.ModelCard:
+        return artifact.ModelCard(
+            space=self.space.get_config(), genome=dict(genome), quantizer=self.quantizer,
+            input_shape=tuple(self.dataset.input_shape), num_classes=self.dataset.num_classes,
+            metrics=dict(metrics or {}), dataset=self.dataset.name,
+        )
+
+    def _save_candidate(self, trial_id, model, genome, accuracy) -> None:
+        artifact.save(Path(self.get_trial_dir(trial_id)) / "candidate", model, self._card(genome, {"search_val_accuracy": accuracy}))
+
+    def load_model(self, trial):
+        """The trial's model: its saved weights (scratch / inherit) or extracted from the supernet (oneshot)."""
+        directory = Path(self.get_trial_dir(trial.trial_id)) / "candidate"
+        if (directory / artifact.CARD_FILE).exists():
+            return artifact.load(directory)[0]
+        genome = self.space.genes.from_hyperparameters(trial.hyperparameters)
+        if self.evaluation.mode == "oneshot":
+            return self.evaluator().supernet.extract(genome)
+        raise ValueError(f"Trial {trial.trial_id} kept no weights (save_candidates=False); retrain its genome instead.")
+
+    def on_trial_end(self, trial):
+        """Keras Tuner hook; then calls every `SearchCallback`'s `on_trial_record` and `on_results`."""
+        super().on_trial_end(trial)
+        if not self.search_callbacks:
+            return
+        records = self.trial_records()
+        completed = sum(1 for r in records if r["status"] == "COMPLETED")
+        record = next((r for r in records if r["trial_id"] == trial.trial_id), None)
+        for callback in self.search_callbacks:
+            if record is not None:
+                callback.on_trial_record(record, completed)
+            callback.on_results(self)
+
+    # -- results -------------------------------------------------------------
+    def trial_records(self) -> List[Dict[str, Any]]:
+        """Every trial as a plain dict: id, generation, genome, status, metrics, duration, message."""
+        records = []
+        for trial_id, trial in sorted(self.oracle.trials.items(), key=lambda item: (len(item[0]), item[0])):
+            values = {name: _last_value(trial, name) for name in METRICS}
+            genome = self.space.genes.from_hyperparameters(trial.hyperparameters)
+            records.append(
+                {
+                    "trial_id": trial_id,
+                    "generation": _generation(self.oracle, trial_id),
+                    "genome": genome,
+                    "status": trial.status,
+                    **values,
+                    "message": _short_message(trial.message),
+                }
+            )
+        return records
+
+    def pareto_set(self) -> List[Dict[str, Any]]:
+        """The completed trials no other trial beats on both accuracy (higher) and FLOPs (lower)."""
+        completed = {r["trial_id"]: r for r in self.trial_records() if r["status"] == "COMPLETED"}
+        keys = pareto_front((key, r["accuracy"], r["flops"]) for key, r in completed.items())
+        return [completed[key] for key in keys]
+
+    def results_summary(self, num_trials: int = 10) -> None:
+        """Prints the best trials: genome (paper order), accuracy, FLOPs and fitness."""
+        completed = [r for r in self.trial_records() if r["status"] == "COMPLETED"]
+        completed.sort(key=lambda r: -r["fitness"])
+        print(f"Results summary: {len(completed)} completed trials in {self.project_dir}")
+        print(f"{'trial':>6}  {'fitness':>8}  {'acc %':>6}  {'MFLOPs':>8}  genome")
+        for record in completed[:num_trials]:
+            genome = ",".join(f"{v:g}" for v in record["genome"].values())
+            print(f"{record['trial_id']:>6}  {record['fitness']:8.2f}  {record['accuracy']:6.2f}  {record['flops'] / 1e6:8.3f}  {genome}")
+
+
+def _last_value(trial, name):
+    """The metric's last value; None when it is missing, NaN or infinite (results stay strict JSON)."""
+    if not trial.metrics.exists(name):
+        return None
+    value = trial.metrics.get_last_value(name)
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _generation(oracle, trial_id):
+    try:
+        return oracle.generation_of(trial_id)
+    except (AttributeError, ValueError):
+        return None
+
+
+def _short_message(message: Optional[str]) -> Optional[str]:
+    if not message:
+        return None
+    lines = [line for line in str(message).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
