@@ -123,7 +123,7 @@ def run_space(name, args, full):
     rule = args.rule if args.rule != "auto" else rule
     space = lqsearch.spaces.get(name, **options)
     study_data = load_dataset("fashion_mnist_local", batch_size=128, eval_batch_size=1000, seed=args.seed,
-                              train_limit=args.train_limit, search_per_class=SEARCH_VAL_PER_CLASS)
+                              train_limit=args.train_limit, search_val_per_class=SEARCH_VAL_PER_CLASS)
     supernet = Supernet(space, input_shape=study_data.input_shape, num_classes=study_data.num_classes)
     study = rank_correlation_study(
         space, study_data, out_dir=os.path.join(args.out, name), n=args.genomes, epochs_scratch=EPOCHS,
@@ -189,7 +189,7 @@ def main():
     args.out = args.out or tempfile.mkdtemp(prefix="bench_oneshot_")
     began = time.perf_counter()
     full = load_dataset("fashion_mnist_local", batch_size=128, eval_batch_size=1000, seed=args.seed,
-                        search_per_class=SEARCH_VAL_PER_CLASS)
+                        search_val_per_class=SEARCH_VAL_PER_CLASS)
     summary = {name: run_space(name, args, full) for name in args.spaces.split(",")}
     print("\n== summary")
     for name, figures in summary.items():

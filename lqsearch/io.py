@@ -10,15 +10,22 @@ renamed atomically; `write_json` writes them with `tf.io.gfile`.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 import tensorflow as tf
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "write_json", "jsonable", "FILE_MODE", "DIR_MODE", "make_dirs"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "write_json", "jsonable", "exclusive_lock", "FILE_MODE", "DIR_MODE",
+           "make_dirs"]
+
+#: Longest pause between two attempts to take a busy lock.
+MAX_LOCK_BACKOFF_S = 2.0
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
@@ -94,3 +101,42 @@ def write_json(path: PathLike, obj: Any, *, indent: Union[int, None] = 2, allow_
             handle.write(text)
         return
     atomic_write_text(path, text)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: PathLike, *, timeout: float, purpose: str) -> Iterator[None]:
+    """Holds an exclusive lock on `path` for the duration of the block, across processes.
+
+    The lock is `fcntl.flock` on a lock file, so the operating system releases it when
+    its holder dies (kill -9 included). A process that finds the lock busy retries
+    with an exponential back-off (at most `MAX_LOCK_BACKOFF_S` between attempts).
+
+    Arguments:
+        path: the lock file (created if needed).
+        timeout: seconds to wait for a busy lock.
+        purpose: what the holder does, for the timeout message (e.g. "trains the supernet").
+
+    Raises:
+        TimeoutError: naming the lock file, the purpose and the wait, when the lock stayed busy.
+    """
+    path = Path(path)
+    make_dirs(path.parent)
+    with open(path, "a") as handle:
+        deadline, pause = time.monotonic() + timeout, 0.05
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"waited {timeout:g} s for {path}, held by another process that {purpose}; it is "
+                        "still running (the lock is released when its holder exits): wait for it, or raise the timeout."
+                    ) from None
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                pause = min(pause * 2, MAX_LOCK_BACKOFF_S)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+

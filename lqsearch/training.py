@@ -41,6 +41,7 @@ __all__ = [
     "fit",
     "evaluate",
     "get_strategy",
+    "seed_everything",
 ]
 
 OPTIMIZERS = ("adam", "sgd", "bop")
@@ -252,3 +253,16 @@ def get_strategy(name: str = "default") -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     raise ValueError(f"Unknown distribution strategy {name!r}; valid strategies are default, mirrored.")
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python's `random`, NumPy and TensorFlow, and makes TensorFlow's ops deterministic.
+
+    After this, the same run with the same seed gives the same numbers on the CPU
+    (`tf.config.experimental.enable_op_determinism`; it stays on for the process).
+
+    Raises:
+        ValueError: if `seed` is not an integer >= 0.
+    """
+    tf.keras.utils.set_random_seed(check_int("seed", seed, minimum=0))
+    tf.config.experimental.enable_op_determinism()

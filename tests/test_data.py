@@ -189,7 +189,7 @@ def test_fashion_mnist_local_reads_the_debian_files():
 
 def test_npz_source(tmp_path):
     path = write_npz(tmp_path / "mine.npz", **small_arrays(num_train=40, num_test=12))
-    dataset = data.load_dataset(f"npz:{path}", batch_size=8, search_per_class=2)
+    dataset = data.load_dataset(f"npz:{path}", batch_size=8, search_val_per_class=2)
     assert (dataset.name, dataset.family, dataset.input_shape) == ("npz", "cifar", (32, 32, 3))
     assert (dataset.num_classes, dataset.num_train, dataset.num_test) == (4, 40, 12)
     assert (dataset.num_search_val, dataset.num_search_train) == (8, 32)
@@ -257,7 +257,7 @@ def test_imagenet2012_under_mock_data(imagenet_manual_dir):
     with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
                                 as_dataset_fn=fake_imagenet):
         dataset = data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir,
-                                    train_limit=24, search_per_class=2, image_size=32,
+                                    train_limit=24, search_val_per_class=2, image_size=32,
                                     batch_size=8)
         assert (dataset.family, dataset.input_shape, dataset.num_classes) == (
             "imagenet", (32, 32, 3), 1000)
@@ -278,7 +278,7 @@ def test_imagenet2012_default_crop_is_224(imagenet_manual_dir):
     with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
                                 as_dataset_fn=fake_imagenet):
         dataset = data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir,
-                                    train_limit=24, search_per_class=1, batch_size=4)
+                                    train_limit=24, search_val_per_class=1, batch_size=4)
         assert dataset.input_shape == (224, 224, 3)
         assert check_batch(dataset, "train")[0].shape == (4, 224, 224, 3)
 
@@ -293,7 +293,7 @@ def test_imagenet2012_errors(tmp_path, imagenet_manual_dir):
         with pytest.raises(data.DataError, match="missing ILSVRC2012_img_train.tar") as error:
             data.load_dataset("imagenet2012", manual_dir=empty)
         assert str(empty) in str(error.value)
-        with pytest.raises(data.DataError, match="search_per_class"):
+        with pytest.raises(data.DataError, match="search_val_per_class"):
             data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir,
                               search_fraction=0.1)
         with pytest.raises(data.DataError, match="cannot hold"):  # 24 images < 50 x 1000
@@ -511,7 +511,7 @@ def test_npz_file_missing_or_not_an_npz(tmp_path):
 
 @pytest.mark.parametrize("options, problem", [
     ({"search_fraction": 1.5}, "search_fraction must be a finite number > 0 and < 1"),
-    ({"search_fraction": 0.2, "search_per_class": 3}, "not both"),
+    ({"search_fraction": 0.2, "search_val_per_class": 3}, "not both"),
     ({"batch_size": 0}, "batch_size must be an integer >= 1"),
     ({"family": "faces"}, "family must be one of cifar, imagenet, mnist"),
     ({"image_size": (1, 2, 3)}, "image_size"),

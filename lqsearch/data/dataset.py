@@ -62,6 +62,21 @@ class Dataset:
         size = self.batch_size if split in ("train", "search_train") else self.eval_batch_size
         return math.ceil(self.num_examples(split) / size)
 
+    def batched(self, split, batch_size):
+        """The pipeline of `split` in batches of `batch_size` (the pipeline itself when it already is).
+
+        Training presets carry their own batch size (e.g. 512 for Phan et al.'s schedule);
+        the pipelines are built with `batch_size` / `eval_batch_size`. The rebatched
+        pipeline keeps a known length, so an epoch is one pass.
+        """
+        size = self.batch_size if split in ("train", "search_train") else self.eval_batch_size
+        batch_size = check_int("batch_size", batch_size, minimum=1, error=DataError)
+        if batch_size == size:
+            return self.pipeline(split)
+        length = math.ceil(self.num_examples(split) / batch_size)
+        rebatched = self.pipeline(split).unbatch().batch(batch_size)
+        return rebatched.apply(tf.data.experimental.assert_cardinality(length)).prefetch(tf.data.AUTOTUNE)
+
     def take_batches(self, split, count):
         """Return the first `count` batches of `split` as numpy (images, labels) pairs."""
         return [(x.numpy(), y.numpy()) for x, y in self.pipeline(split).take(count)]
@@ -81,7 +96,8 @@ class Options:
     image_size: tuple | None
     seed: int
     search_fraction: float | None
-    search_per_class: int | None
+    search_val_per_class: int | None
+    search_train_per_class: int | None
     train_limit: int | None
     test_limit: int | None
     augment: bool
@@ -89,15 +105,15 @@ class Options:
 
 
 def make_options(*, batch_size=128, eval_batch_size=None, image_size=None, seed=0,
-                  search_fraction=None, search_per_class=None, train_limit=None,
-                  test_limit=None, augment=True, family=None):
+                 search_fraction=None, search_val_per_class=None, search_train_per_class=None,
+                 train_limit=None, test_limit=None, augment=True, family=None):
     """Validate the options of `load_dataset` / `from_arrays` into an `_Options`.
 
     Raises:
         DataError: an option has a bad value, or both split options are given.
     """
-    if search_fraction is not None and search_per_class is not None:
-        raise DataError("give search_fraction or search_per_class, not both.")
+    if search_fraction is not None and search_val_per_class is not None:
+        raise DataError("give search_fraction or search_val_per_class, not both: each sizes search_val.")
     search_fraction = check_number("search_fraction", search_fraction, minimum=0, maximum=1, low_open=True,
                                    high_open=True, allow_none=True, error=DataError)
     seed = check_int("seed", seed, minimum=0, error=DataError)
@@ -113,7 +129,10 @@ def make_options(*, batch_size=128, eval_batch_size=None, image_size=None, seed=
     return Options(
         batch_size=batch_size, eval_batch_size=eval_batch_size or batch_size, image_size=image_size, seed=seed,
         search_fraction=search_fraction,
-        search_per_class=check_int("search_per_class", search_per_class, minimum=1, allow_none=True, error=DataError),
+        search_val_per_class=check_int("search_val_per_class", search_val_per_class, minimum=1, allow_none=True,
+                                       error=DataError),
+        search_train_per_class=check_int("search_train_per_class", search_train_per_class, minimum=1, allow_none=True,
+                                         error=DataError),
         train_limit=check_int("train_limit", train_limit, minimum=1, allow_none=True, error=DataError),
         test_limit=check_int("test_limit", test_limit, minimum=1, allow_none=True, error=DataError),
         augment=check_bool("augment", augment, error=DataError), family=family)

@@ -14,8 +14,8 @@ __all__ = ["load_dataset", "from_arrays"]
 
 def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batch_size=128,
                  eval_batch_size=None, image_size=None, seed=0, search_fraction=None,
-                 search_per_class=None, train_limit=None, test_limit=None, augment=True,
-                 family=None):
+                 search_val_per_class=None, search_train_per_class=None, train_limit=None, test_limit=None,
+                 augment=True, family=None):
     """Load a dataset and build its train / search / test pipelines.
 
     Arguments:
@@ -34,8 +34,11 @@ def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batc
         image_size: int or (H, W) to resize to (ImageNet: the crop, 224).
         seed: seed of the search split, the shuffling and the augmentation.
         search_fraction: share of each train class held out as search_val
-            (default 0.1); or search_per_class: images per class held out
+            (default 0.1); or search_val_per_class: images per class held out
             (ImageNet accepts only this one; default 50).
+        search_train_per_class: images per class in search_train, drawn from
+            the rest of the train set (default: all the rest). Both search
+            splits are disjoint, seeded and class-balanced.
         train_limit, test_limit: keep a stratified subset of this size
             (ImageNet: the first examples in file order).
         augment: augment the training pipelines (see the module docstring).
@@ -52,7 +55,8 @@ def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batc
     spec = parse_source(source)
     opts = make_options(
         batch_size=batch_size, eval_batch_size=eval_batch_size, image_size=image_size,
-        seed=seed, search_fraction=search_fraction, search_per_class=search_per_class,
+        seed=seed, search_fraction=search_fraction, search_val_per_class=search_val_per_class,
+        search_train_per_class=search_train_per_class,
         train_limit=train_limit, test_limit=test_limit, augment=augment, family=family)
     if spec.family == "imagenet":
         return load_imagenet(spec.name, opts, data_dir=data_dir, manual_dir=manual_dir)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from lqsearch import cost, training
 from lqsearch.deploy import artifact
+from lqsearch.search.evaluation import candidate_seed
 
 __all__ = ["retrain"]
 
@@ -30,6 +31,7 @@ def retrain(
     verbose: int = 0,
     strategy: Optional[tf.distribute.Strategy] = None,
     extra: Optional[Dict[str, Any]] = None,
+    seed: int = 0,
 ) -> artifact.ModelCard:
     """Retrains `genome` from scratch on `dataset.train` and evaluates it on `dataset.test`.
 
@@ -44,6 +46,8 @@ def retrain(
         verbose: Keras progress output.
         strategy: a `tf.distribute.Strategy` (default: the current one).
         extra: more entries for the card's `extra` field.
+        seed: the training seed; the model is initialized and trained under
+            `candidate_seed(seed, genome)`, so the result does not depend on what ran before.
 
     Returns:
         The saved model's `ModelCard` (metrics: test_accuracy, test_top5, cost).
@@ -55,12 +59,13 @@ def retrain(
         if card.genome == genome and "test_accuracy" in card.metrics:
             return card
     strategy = strategy or tf.distribute.get_strategy()
+    tf.keras.utils.set_random_seed(candidate_seed(seed, genome))
     with strategy.scope():
         model = space.build(genome, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=quantizer)
     backup_dir = out_dir.parent / f".{out_dir.name}.backup"
     training.fit(
         model,
-        dataset.train,
+        dataset.batched("train", config.batch_size),
         config,
         num_classes=dataset.num_classes,
         log_dir=out_dir.parent / "logs" / out_dir.name,
@@ -77,7 +82,7 @@ def retrain(
     card = artifact.ModelCard(
         space=space.get_config(), genome=genome, quantizer=quantizer,
         input_shape=tuple(dataset.input_shape), num_classes=dataset.num_classes,
-        metrics=metrics, dataset=dataset.name, extra=dict(extra or {}, epochs=config.epochs),
+        metrics=metrics, dataset=dataset.name, extra=dict(extra or {}, epochs=config.epochs, seed=seed),
     )
     artifact.save(out_dir, model, card)
     shutil.rmtree(backup_dir, ignore_errors=True)

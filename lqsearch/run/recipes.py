@@ -59,7 +59,8 @@ class DataSettings:
     batch_size: int = 128
     image_size: Optional[int] = None
     search_fraction: Optional[float] = None
-    search_per_class: Optional[int] = None
+    search_val_per_class: Optional[int] = None
+    search_train_per_class: Optional[int] = None
     train_limit: Optional[int] = None
     test_limit: Optional[int] = None
     seed: int = 0
@@ -146,7 +147,8 @@ _RANGES = {
     "search.max_trials": (1, None), "search.lambda": (0, None), "search.max_flops": (0, None),
     "evaluation.epochs": (0, None), "evaluation.widest_epochs": (0, None), "evaluation.supernet_steps": (0, None),
     "evaluation.recalibration_batches": (0, None), "final.epochs": (0, None), "final.top_n": (1, None),
-    "data.batch_size": (1, None), "data.search_fraction": (0, 1), "data.search_per_class": (1, None),
+    "data.batch_size": (1, None), "data.search_fraction": (0, 1), "data.search_val_per_class": (1, None),
+    "data.search_train_per_class": (1, None),
     "data.train_limit": (1, None), "data.test_limit": (1, None), "data.image_size": (1, None),
 }
 _CHOICES = {"strategy": ("default", "mirrored"), "evaluation.mode": ("scratch", "inherit", "oneshot"), "search.cost_metric": ("flops", "latency")}
@@ -155,7 +157,8 @@ _CHOICES = {"strategy": ("default", "mirrored"), "evaluation.mode": ("scratch", 
 #: baselines cut to the first one).
 SMOKE_OVERRIDES = {
     "dataset": "embedded", "data.train_limit": 300, "data.test_limit": 100, "data.batch_size": 50,
-    "data.image_size": None, "data.search_per_class": None, "data.search_fraction": 0.2,
+    "data.image_size": None, "data.search_val_per_class": None, "data.search_train_per_class": None,
+    "data.search_fraction": 0.2,
     "space_options.width_multiplier": 0.125,
     "evaluation.epochs": 1, "evaluation.widest_epochs": 1, "evaluation.supernet_steps": 4,
     "evaluation.recalibration_batches": 1, "evaluation.training.steps_per_epoch": 2,

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO
 
-from lqsearch import io, spaces
+from lqsearch import io, spaces, training
 from lqsearch.data import load_dataset
 from lqsearch.deploy import registry
 from lqsearch.run import recipes
@@ -28,7 +28,6 @@ from lqsearch.run.final import retrain
 from lqsearch.run.report import write_report
 from lqsearch.search.evaluation import EvaluationConfig
 from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback
-from lqsearch.training import get_strategy
 
 __all__ = ["run_recipe", "RunDirError", "prepare_run_dir"]
 
@@ -78,15 +77,19 @@ class Progress:
         """Counts the ETA from `completed` trials finished before this process started."""
         self.started_at = completed
 
-    def trial(self, record: Dict[str, Any], done: int) -> None:
+    def trial(self, record: Dict[str, Any], records: List[Dict[str, Any]]) -> None:
+        """One line for a finished trial; generation and bar come from the oracle's lineage."""
+        completed = [r for r in records if r["status"] == "COMPLETED"]
+        done = len(completed)
         if record.get("fitness") is not None and record["status"] == "COMPLETED":
             self.best = record["fitness"] if self.best is None else max(self.best, record["fitness"])
         elapsed = time.time() - self.start
         fresh = max(1, done - self.started_at)
         eta = elapsed / fresh * max(0, self.total - done)
-        generation = (done - 1) // self.population
-        in_generation = (done - 1) % self.population + 1
-        bar = "#" * round(10 * in_generation / self.population)
+        generation = record.get("generation")
+        in_generation = sum(1 for r in completed if r.get("generation") == generation)
+        bar = "#" * min(10, round(10 * in_generation / self.population))
+        generation = "-" if generation is None else generation
         metrics = (
             f"fitness {record['fitness']:.2f} acc {record['accuracy']:.2f}% MFLOPs {record['flops'] / 1e6:.3f}"
             if record["status"] == "COMPLETED" else f"{record['status']}: {record.get('message') or ''}"
@@ -113,9 +116,18 @@ class _RunCallback(SearchCallback):
     def __init__(self, progress: Optional[Progress], write: Any):
         self.progress, self.write = progress, write
 
-    def on_trial_record(self, record: Dict[str, Any], completed: int) -> None:
+    def on_trial_record(self, record: Dict[str, Any], records: List[Dict[str, Any]]) -> None:
         if self.progress is not None:
-            self.progress.trial(record, completed)
+            self.progress.trial(record, records)
+
+    def on_prepare_begin(self, what: str) -> None:
+        if self.progress is not None:
+            self.progress.say(f"Preparing the search: this process {what} (once per run directory)")
+
+    def on_prepare_end(self, preparation: Dict[str, Any]) -> None:
+        if self.progress is not None:
+            how = "trained" if preparation["trained"] else "loaded from the run directory"
+            self.progress.say(f"Prepared in {_clock(preparation['seconds'])} ({how})")
 
     def on_results(self, tuner) -> None:
         self.write()
@@ -141,7 +153,7 @@ def build_tuner(recipe: recipes.Recipe, space, dataset, out_dir: Path, callbacks
     tuner = BinaryArchitectureSearch(
         space, dataset, quantizer=recipe.quantizer, evaluation=config, lam=search.lam, cost_metric=search.cost_metric,
         max_flops=search.max_flops,
-        verbose_training=verbose, strategy=get_strategy(recipe.strategy), max_trials=search.trials, population_size=search.population_size,
+        verbose_training=verbose, strategy=training.get_strategy(recipe.strategy), max_trials=search.trials, population_size=search.population_size,
         num_parents=search.num_parents, num_crossovers=search.num_crossovers, num_mutations=search.num_mutations,
         mutation_rate=search.mutation_rate, seed=search.seed, directory=str(out_dir), project_name="tuner", overwrite=False,
         search_callbacks=callbacks,
@@ -189,7 +201,9 @@ def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, final
         "cost_metric": recipe.search.cost_metric,
         "max_flops": recipe.search.max_flops,
         "reference_flops": tuner.reference_flops,
+        "seed": recipe.search.seed,
         "stop_reason": getattr(tuner.oracle, "stop_reason", None),
+        "preparation": tuner.preparation,
         "trials": trials,
         "pareto": [t["trial_id"] for t in tuner.pareto_set()],
         "baselines": baselines,
@@ -210,7 +224,7 @@ def run_final(recipe: recipes.Recipe, tuner, dataset, out_dir: Path, verbose: in
         card = retrain(
             tuner.space, record["genome"], dataset, recipe.final.training.config().replace(epochs=recipe.final.epochs),
             quantizer=tuner.quantizer, out_dir=directory, verbose=verbose, extra={"trial_id": record["trial_id"]},
-            strategy=tuner.strategy,
+            strategy=tuner.strategy, seed=recipe.search.seed,
         )
         cards.append((directory.name, card))
     name, best = cards[0]
@@ -239,6 +253,7 @@ def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: Tex
         RunDirError: if `out_dir` holds another recipe's run.
     """
     out_dir = Path(out_dir)
+    training.seed_everything(recipe.search.seed)
     space = spaces.get(recipe.space, **recipe.space_options)
     resuming = prepare_run_dir(recipe, out_dir)
     progress = Progress(recipe.search.trials, recipe.search.population_size, stream)
@@ -248,6 +263,7 @@ def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: Tex
     callback = _RunCallback(progress, lambda: write_results(out_dir, recipe, tuner, baselines, None))
     tuner = build_tuner(recipe, space, dataset, out_dir, (callback,), verbose)
     progress.resume_from(sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED"))
+    tuner.prepare()  # before the baselines and the first trial: its own progress lines and duration
     baselines.extend(baseline_rows(recipe, tuner, out_dir))
     tuner.search(verbose=0)
     if getattr(tuner.oracle, "stop_reason", None):

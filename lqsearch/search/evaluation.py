@@ -5,30 +5,50 @@ Three modes (`EvaluationConfig.mode`):
 - `scratch`: train the candidate `epochs` epochs from fresh weights on the
   search-train split, then measure top-1 on the search-val split (both from
   the TRAIN set; the test set is never used by the search).
-- `inherit` (Shen et al.): train the widest uniform network once (cached in the run
-  directory), start every candidate from its first channels, then train
-  `epochs` epochs.
+- `inherit` (Shen et al.): train the widest uniform network once (saved in the
+  run directory), start every candidate from its first channels (the block
+  diagonal for group genes, as the supernet does), then train `epochs` epochs.
 - `oneshot` (Phan et al., generalized): train one weight-sharing supernet once
-  (checkpointed in the run directory), then extract each candidate with its
-  inherited weights, recalibrate BatchNorm and evaluate, with no training.
+  (checkpointed in the run directory), then evaluate each candidate inside it:
+  BatchNorm recalibrated on K training batches drawn ONCE per run, then
+  search-val accuracy, with no training.
+
+`prepare()` does the one-off work before the first trial, under a file lock in
+the run directory: in Keras Tuner's distributed mode the first process to take
+the lock trains, the others wait (bounded by `prepare_timeout`) and then load
+what it saved. Every candidate is built and trained under a seed derived from
+the run's seed and its genome, so a candidate's result does not depend on the
+trials before it.
+
+References:
+    - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
+      ICCV Workshops 2019, arXiv:1909.07378.
+    - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
+      Evolution-based Searching. CVPR 2020, arXiv:2005.06305.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
-from lqsearch import training
-from lqsearch.checks import check_bool, check_choice, check_int
+from lqsearch import io, training
+from lqsearch.checks import check_bool, check_choice, check_int, check_number
 from lqsearch.deploy import artifact
 from lqsearch.search.inheritance import inherit_first_channels
+from lqsearch.supernet.recalibration import recalibrate_batchnorm
 from lqsearch.supernet.supernet import Supernet
 
-__all__ = ["EvaluationConfig", "make_evaluator", "MODES"]
+__all__ = ["EvaluationConfig", "make_evaluator", "candidate_seed", "MODES"]
 
 MODES = ("scratch", "inherit", "oneshot")
+PREPARE_LOCK = ".prepare.lock"
+PREPARE_RECORD = "preparation.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +58,13 @@ class EvaluationConfig:
     Attributes:
         mode: `scratch`, `inherit` or `oneshot`.
         epochs: training epochs per candidate (`scratch`, `inherit`).
-        training: optimizer and schedule of candidate training (its `epochs` is replaced by `epochs`).
+        training: optimizer, schedule and batch size of candidate training (its `epochs` is replaced by `epochs`).
         widest_epochs: epochs to train the widest network once (`inherit`).
         supernet_steps: training steps of the supernet (`oneshot`).
         recalibration_batches: BatchNorm recalibration batches (`oneshot`; 0 switches it off).
         sandwich: sandwich rule for supernet training (`oneshot`).
         distill: in-place distillation from the largest sub-network (`oneshot`, with `sandwich`).
+        prepare_timeout: seconds a process waits for another one that prepares (distributed mode).
     """
 
     mode: str = "scratch"
@@ -54,6 +75,7 @@ class EvaluationConfig:
     recalibration_batches: int = 10
     sandwich: bool = False
     distill: bool = False
+    prepare_timeout: float = 48 * 3600.0
 
     def __post_init__(self):
         check_choice("evaluation.mode", self.mode, MODES)
@@ -61,12 +83,23 @@ class EvaluationConfig:
             check_int(f"evaluation.{name}", getattr(self, name), minimum=0)
         check_bool("evaluation.sandwich", self.sandwich)
         check_bool("evaluation.distill", self.distill)
+        check_number("evaluation.prepare_timeout", self.prepare_timeout, minimum=0, low_open=True)
+
+
+def candidate_seed(seed: int, genome: Mapping[str, Any]) -> int:
+    """The seed of one candidate's initialization and training: a hash of the run's seed and the genome."""
+    text = json.dumps({"seed": int(seed), "genome": dict(genome)}, sort_keys=True)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
 class _Evaluator:
     """Base: holds the space, data and build arguments; `prepare` once, then `evaluate` per genome."""
 
-    def __init__(self, space, dataset, config: EvaluationConfig, *, quantizer: str, run_dir: Path, verbose: int = 0, strategy=None):
+    #: What `prepare` does, for progress lines and `results.json` (None: nothing to prepare).
+    preparation: Optional[str] = None
+
+    def __init__(self, space, dataset, config: EvaluationConfig, *, quantizer: str, run_dir: Path, verbose: int = 0,
+                 strategy=None, seed: int = 0):
         self.space = space
         self.dataset = dataset
         self.config = config
@@ -74,6 +107,8 @@ class _Evaluator:
         self.run_dir = Path(run_dir)
         self.verbose = verbose
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.seed = check_int("seed", seed)
+        self._prepared: Optional[Dict[str, Any]] = None
 
     def build(self, genome) -> tf.keras.Model:
         with self.strategy.scope():
@@ -81,25 +116,62 @@ class _Evaluator:
                 genome, input_shape=self.dataset.input_shape, num_classes=self.dataset.num_classes, quantizer=self.quantizer
             )
 
-    def prepare(self) -> None:
-        """One-off work before the first candidate (train the widest network or the supernet)."""
+    def prepare(self) -> Dict[str, Any]:
+        """The one-off work before the first candidate, done once per run directory, under a lock.
+
+        Returns:
+            {"what": description or None, "seconds": this process's time, "trained": True if this
+            process did the work, False if it loaded the result of an earlier or another process,
+            "training_seconds": how long the work took in the process that did it, or None}.
+
+        Raises:
+            TimeoutError: if another process held the lock longer than `prepare_timeout`.
+        """
+        if self._prepared is None:
+            began = time.perf_counter()
+            trained = False
+            record = self.run_dir / PREPARE_RECORD
+            if self.preparation is not None:
+                with io.exclusive_lock(self.run_dir / PREPARE_LOCK, timeout=self.config.prepare_timeout,
+                                       purpose=self.preparation):
+                    trained = self._prepare()
+                    if trained:
+                        io.write_json(record, {"what": self.preparation, "seconds": time.perf_counter() - began})
+            seconds = time.perf_counter() - began
+            done = json.loads(record.read_text())["seconds"] if record.exists() else None
+            self._prepared = {"what": self.preparation, "seconds": seconds, "trained": trained,
+                              "training_seconds": done}
+        return dict(self._prepared)
+
+    def _prepare(self) -> bool:
+        """Does (or loads) the one-off work; returns True if this process did it."""
+        return False
 
     def evaluate(self, genome, *, log_dir=None) -> Tuple[float, Optional[tf.keras.Model]]:
         """Returns (top-1 accuracy in percent on search-val, the evaluated model or None)."""
         raise NotImplementedError
 
+    def model_for(self, genome) -> Optional[tf.keras.Model]:
+        """The model `evaluate` scored, rebuilt without training when possible (one-shot); None otherwise."""
+        return None
+
     def _train_and_score(self, model, epochs: int, log_dir=None) -> float:
         config = self.config.training.replace(epochs=epochs)
         training.fit(
-            model, self.dataset.search_train, config, num_classes=self.dataset.num_classes, log_dir=log_dir, verbose=self.verbose
+            model, self.dataset.batched("search_train", config.batch_size), config,
+            num_classes=self.dataset.num_classes, log_dir=log_dir, verbose=self.verbose,
         )
         return training.evaluate(model, self.dataset.search_val, num_classes=self.dataset.num_classes)["accuracy"]
+
+    def _seeded(self, genome) -> None:
+        tf.keras.utils.set_random_seed(candidate_seed(self.seed, self.space.genome(genome)))
 
 
 class ScratchEvaluator(_Evaluator):
     """Trains every candidate from fresh weights."""
 
     def evaluate(self, genome, *, log_dir=None):
+        self._seeded(genome)
         model = self.build(genome)
         return self._train_and_score(model, self.config.epochs, log_dir), model
 
@@ -107,12 +179,16 @@ class ScratchEvaluator(_Evaluator):
 class InheritEvaluator(_Evaluator):
     """Shen et al.: candidates start from the first channels of the widest network, trained once."""
 
-    def prepare(self) -> None:
+    preparation = "trains the widest network"
+
+    def _prepare(self) -> bool:
         directory = self.run_dir / "inherit" / "widest"
         if (directory / artifact.CARD_FILE).exists():
-            self.widest, _ = artifact.load(directory)
-            return
+            with self.strategy.scope():
+                self.widest, _ = artifact.load(directory)
+            return False
         genome = self.space.costliest()
+        self._seeded(genome)
         self.widest = self.build(genome)
         accuracy = self._train_and_score(self.widest, self.config.widest_epochs)
         card = artifact.ModelCard(
@@ -121,38 +197,54 @@ class InheritEvaluator(_Evaluator):
             metrics={"search_val_accuracy": accuracy}, dataset=self.dataset.name,
         )
         artifact.save(directory, self.widest, card)
+        return True
 
     def evaluate(self, genome, *, log_dir=None):
+        self._seeded(genome)
         model = self.build(genome)
         inherit_first_channels(model, self.widest)
         return self._train_and_score(model, self.config.epochs, log_dir), model
 
 
 class OneshotEvaluator(_Evaluator):
-    """Phan et al.: one weight-sharing supernet, trained once; candidates are extracted and evaluated."""
+    """Phan et al.: one weight-sharing supernet, trained once; candidates are evaluated inside it."""
 
-    def prepare(self) -> None:
+    preparation = "trains the supernet"
+
+    def _prepare(self) -> bool:
+        # Drawn first, before anything iterates the pipeline, so a resumed run draws the same batches.
+        count = self.config.recalibration_batches
+        self.recalibration = self.dataset.take_batches("search_train", count) if count else []
+        tf.keras.utils.set_random_seed(self.seed)
         self.supernet = Supernet(
             self.space, input_shape=self.dataset.input_shape, num_classes=self.dataset.num_classes, quantizer=self.quantizer
         )
-        self.supernet.train(
+        stats = self.supernet.train(
             self.dataset.search_train,
             steps=self.config.supernet_steps,
             checkpoint_dir=self.run_dir / "supernet",
             sandwich=self.config.sandwich,
             distill=self.config.distill,
+            seed=self.seed,
             verbose=self.verbose,
         )
+        return stats["trained_steps"] > 0
 
     def evaluate(self, genome, *, log_dir=None):
-        batches = self.dataset.take_batches("search_train", self.config.recalibration_batches)
         accuracy = self.supernet.evaluate(
             genome,
             self.dataset.search_val,
-            recalibration_batches=batches,
-            recalibrate=self.config.recalibration_batches > 0,
+            recalibration_batches=self.recalibration,
+            recalibrate=bool(self.recalibration),
         )
         return 100.0 * float(accuracy), None
+
+    def model_for(self, genome) -> tf.keras.Model:
+        """The extracted static model of `genome`, BatchNorm recalibrated on the run's batches, as evaluated."""
+        model = self.supernet.extract(genome)
+        if self.recalibration:
+            recalibrate_batchnorm(model, self.recalibration)
+        return model
 
 
 _EVALUATORS: Dict[str, Any] = {"scratch": ScratchEvaluator, "inherit": InheritEvaluator, "oneshot": OneshotEvaluator}

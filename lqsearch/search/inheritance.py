@@ -1,11 +1,24 @@
 """Weight inheritance: start a candidate from the first channels of a wider trained network.
 
-Shen et al. train the 4x-wide network once and initializes every candidate by
+Shen et al. train the 4x-wide network once and initialize every candidate by
 "intercepting the first corresponding channels". Layers are matched by name
 (lqsearch spaces name their layers after genes, the same for every genome);
 each weight of the candidate takes the leading slice of the source weight
 along every axis. A dense layer after a `Flatten` of an HxWxC map is sliced
 per spatial position, so it keeps the first channels at every pixel.
+
+A grouped conv inherits as the weight-sharing supernet shares (Phan et al.,
+Fig. 4): the source kernel, as a dense block-diagonal kernel, is cropped to the
+first channels and the candidate's groups are gathered from its block
+diagonal (`lqsearch.supernet.elastic.grouped_kernel`), so a candidate inherited
+from the ungrouped widest network equals `Supernet.extract` of the same genome
+after `Supernet.inject` of that network.
+
+References:
+    - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
+      ICCV Workshops 2019, arXiv:1909.07378.
+    - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
+      Evolution-based Searching. CVPR 2020, arXiv:2005.06305.
 """
 from __future__ import annotations
 
@@ -14,7 +27,9 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["inherit_first_channels", "leading_slice"]
+from lqsearch.supernet.elastic import block_diagonal, grouped_kernel
+
+__all__ = ["inherit_first_channels", "leading_slice", "inherited_kernel"]
 
 
 def leading_slice(source: np.ndarray, shape) -> np.ndarray:
@@ -27,6 +42,26 @@ def leading_slice(source: np.ndarray, shape) -> np.ndarray:
     if len(shape) != source.ndim or any(t > s for t, s in zip(shape, source.shape)):
         raise ValueError(f"cannot take a {shape} slice of a weight of shape {source.shape}; the source must be at least as wide")
     return source[tuple(slice(0, d) for d in shape)]
+
+
+def inherited_kernel(source: np.ndarray, source_groups: int, shape, groups: int) -> np.ndarray:
+    """The `shape` kernel (kh, kw, cin / groups, cout) a conv with `groups` inherits from a source kernel.
+
+    Arguments:
+        source: the source conv's kernel, (kh, kw, Cin / source_groups, Cout).
+        source_groups: the source conv's group count.
+        shape: the target kernel's shape.
+        groups: the target conv's group count.
+
+    Raises:
+        ValueError: if the target is wider than the source.
+    """
+    if groups == 1 and source_groups == 1:
+        return leading_slice(source, shape)
+    dense = block_diagonal(source, source_groups) if source_groups > 1 else source
+    cin, cout = int(shape[2]) * groups, int(shape[3])
+    cropped = leading_slice(dense, (*dense.shape[:2], cin, cout))
+    return grouped_kernel(tf.constant(cropped), groups).numpy()
 
 
 def _flatten_input_shape(model: tf.keras.Model, dense: tf.keras.layers.Layer):
@@ -69,16 +104,19 @@ def inherit_first_channels(target: tf.keras.Model, source: tf.keras.Model) -> Di
             skipped.append(layer.name)
             continue
         target_map = _flatten_input_shape(target, layer) if isinstance(layer, tf.keras.layers.Dense) else None
+        groups = (getattr(layer, "groups", 1), getattr(origin, "groups", 1))
         new_weights = []
         for weight, source_weight in zip(layer.get_weights(), origin.get_weights()):
-            if target_map is not None and weight.ndim == 2:
-                source_map = _flatten_input_shape(source, origin)
-                new_weights.append(_slice_flattened_kernel(source_weight, source_map, target_map, weight.shape))
-            else:
-                try:
+            try:
+                if target_map is not None and weight.ndim == 2:
+                    source_map = _flatten_input_shape(source, origin)
+                    new_weights.append(_slice_flattened_kernel(source_weight, source_map, target_map, weight.shape))
+                elif weight.ndim == 4:
+                    new_weights.append(inherited_kernel(source_weight, groups[1], weight.shape, groups[0]))
+                else:
                     new_weights.append(leading_slice(source_weight, weight.shape))
-                except ValueError as error:
-                    raise ValueError(f"layer {layer.name!r}: {error}") from None
+            except ValueError as error:
+                raise ValueError(f"layer {layer.name!r}: {error}") from None
         layer.set_weights(new_weights)
         copied.append(layer.name)
     return {"copied": copied, "skipped": skipped}

@@ -81,8 +81,8 @@ class SearchCallback:
     called in the tuner's process, after the oracle has recorded the trial.
     """
 
-    def on_trial_record(self, record: Dict[str, Any], completed: int) -> None:
-        """A trial ended. `record` is its entry of `trial_records()`; `completed` counts COMPLETED trials."""
+    def on_trial_record(self, record: Dict[str, Any], records: List[Dict[str, Any]]) -> None:
+        """A trial ended. `record` is its entry of `trial_records()`; `records` is the whole list."""
 
     def on_results(self, tuner: BinaryArchitectureSearch) -> None:
         """The results changed (after every trial): a good moment to write them out."""
@@ -183,6 +183,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         hypermodel = SpaceHyperModel(space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self._evaluator = None
+        self._preparation: Optional[Dict[str, Any]] = None
         self.latency_of = None
         if cost_metric == "latency":
             self.latency_of = LatencyCache(
@@ -206,15 +207,45 @@ class BinaryArchitectureSearch(kt.Tuner):
         return Path(self.project_dir)
 
     def evaluator(self):
-        """The candidate evaluator, prepared on first use (trains the widest network / supernet once)."""
+        """The candidate evaluator (scratch, inherit or oneshot), created on first use; see `prepare`."""
         if self._evaluator is None:
-            evaluator = make_evaluator(
+            self._evaluator = make_evaluator(
                 self.space, self.dataset, self.evaluation, quantizer=self.quantizer, run_dir=self.run_dir,
-                verbose=self.verbose_training, strategy=self.strategy,
+                verbose=self.verbose_training, strategy=self.strategy, seed=int(getattr(self.oracle, "seed", 0) or 0),
             )
-            evaluator.prepare()
-            self._evaluator = evaluator
         return self._evaluator
+
+    def prepare(self) -> Dict[str, Any]:
+        """Does the evaluator's one-off work (widest network, supernet) once, before the first trial.
+
+        Keras Tuner's `search` calls it through `on_search_begin` in every process that runs
+        trials; in distributed mode the first process trains under a lock in the run
+        directory and the others load its result. Callbacks are told when it begins and ends.
+
+        Returns:
+            {"what": what was prepared or None, "seconds": this process's time, "trained": whether
+            this process did the work}.
+        """
+        evaluator = self.evaluator()
+        if self._preparation is None:
+            if evaluator.preparation is not None:
+                for callback in self.search_callbacks:
+                    callback.on_prepare_begin(evaluator.preparation)
+            self._preparation = evaluator.prepare()
+            if evaluator.preparation is not None:
+                for callback in self.search_callbacks:
+                    callback.on_prepare_end(dict(self._preparation))
+        return dict(self._preparation)
+
+    @property
+    def preparation(self) -> Optional[Dict[str, Any]]:
+        """The record of `prepare` once it ran in this process, else None."""
+        return None if self._preparation is None else dict(self._preparation)
+
+    def on_search_begin(self):
+        """Keras Tuner hook: the preparation runs here, so no trial's duration includes it."""
+        super().on_search_begin()
+        self.prepare()
 
     def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
         """Evaluates one genome; returns the metrics. Failures become failed trials with their reason."""
@@ -229,6 +260,7 @@ class BinaryArchitectureSearch(kt.Tuner):
                 f"FLOPs {candidate_cost.flops:.4g} exceed max_flops {self.max_flops:.4g}; the candidate was not trained"
             )
         try:
+            self.prepare()
             accuracy, model = self.evaluator().evaluate(genome, log_dir=Path(self.get_trial_dir(trial.trial_id)) / "logs")
         except training.CandidateFailed as error:
             raise kt.errors.FailedTrialError(str(error)) from error
@@ -261,14 +293,17 @@ class BinaryArchitectureSearch(kt.Tuner):
         artifact.save(Path(self.get_trial_dir(trial_id)) / "candidate", model, self._card(genome, {"search_val_accuracy": accuracy}))
 
     def load_model(self, trial):
-        """The trial's model: its saved weights (scratch / inherit) or extracted from the supernet (oneshot)."""
+        """The trial's model as it was scored: its saved weights (scratch / inherit), or extracted from the
+        supernet with BatchNorm recalibrated on the run's batches (oneshot)."""
         directory = Path(self.get_trial_dir(trial.trial_id)) / "candidate"
         if (directory / artifact.CARD_FILE).exists():
             return artifact.load(directory)[0]
         genome = self.space.genes.from_hyperparameters(trial.hyperparameters)
-        if self.evaluation.mode == "oneshot":
-            return self.evaluator().supernet.extract(genome)
-        raise ValueError(f"Trial {trial.trial_id} kept no weights (save_candidates=False); retrain its genome instead.")
+        self.prepare()
+        model = self.evaluator().model_for(genome)
+        if model is None:
+            raise ValueError(f"Trial {trial.trial_id} kept no weights (save_candidates=False); retrain its genome instead.")
+        return model
 
     def on_trial_end(self, trial):
         """Keras Tuner hook; then calls every `SearchCallback`'s `on_trial_record` and `on_results`."""
@@ -276,16 +311,15 @@ class BinaryArchitectureSearch(kt.Tuner):
         if not self.search_callbacks:
             return
         records = self.trial_records()
-        completed = sum(1 for r in records if r["status"] == "COMPLETED")
         record = next((r for r in records if r["trial_id"] == trial.trial_id), None)
         for callback in self.search_callbacks:
             if record is not None:
-                callback.on_trial_record(record, completed)
+                callback.on_trial_record(record, records)
             callback.on_results(self)
 
     # -- results -------------------------------------------------------------
     def trial_records(self) -> List[Dict[str, Any]]:
-        """Every trial as a plain dict: id, generation, genome, status, metrics, duration, message."""
+        """Every trial as a plain dict: id, generation, origin, parents, genome, status, metrics, duration, message."""
         records = []
         for trial_id, trial in sorted(self.oracle.trials.items(), key=lambda item: (len(item[0]), item[0])):
             values = {name: _last_value(trial, name) for name in METRICS}
@@ -293,7 +327,7 @@ class BinaryArchitectureSearch(kt.Tuner):
             records.append(
                 {
                     "trial_id": trial_id,
-                    "generation": _generation(self.oracle, trial_id),
+                    **_lineage(self.oracle, trial_id),
                     "genome": genome,
                     "status": trial.status,
                     **values,
@@ -327,11 +361,16 @@ def _last_value(trial, name):
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _generation(oracle, trial_id):
+def _lineage(oracle, trial_id) -> Dict[str, Any]:
+    """{"generation", "origin", "parents"} of a trial: the EvolutionaryOracle's lineage, or None for other oracles."""
     try:
-        return oracle.generation_of(trial_id)
+        lineage = oracle.lineage(trial_id)
     except (AttributeError, ValueError):
-        return None
+        try:
+            return {"generation": oracle.generation_of(trial_id), "origin": None, "parents": None}
+        except (AttributeError, ValueError):
+            return {"generation": None, "origin": None, "parents": None}
+    return {"generation": lineage["generation"], "origin": lineage["origin"], "parents": list(lineage["parents"])}
 
 
 def _short_message(message: Optional[str]) -> Optional[str]:

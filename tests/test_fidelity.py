@@ -1,0 +1,232 @@
+"""Faithful to the papers: class-balanced search splits, group inheritance, one-shot best models,
+fixed recalibration batches, seeded candidates, preparation before the first trial, batch sizes.
+
+References: Shen et al., "Searching for Accurate Binary Neural Architectures" (ICCV-W 2019);
+Phan et al., "Binarizing MobileNet via Evolution-based Searching" (CVPR 2020).
+"""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import lqsearch.spaces
+from lqsearch import data, training
+from lqsearch.data.imagenet import IMAGENET_MANUAL_FILES
+from lqsearch.genome import Gene
+from lqsearch.run import recipes
+from lqsearch.run.runner import run_recipe
+from lqsearch.search.evaluation import EvaluationConfig, candidate_seed, make_evaluator
+from lqsearch.search.inheritance import inherit_first_channels
+from lqsearch.search.tuner import BinaryArchitectureSearch
+from lqsearch.spaces import _blocks
+from lqsearch.spaces.base import SearchSpace
+from lqsearch.supernet import Supernet, accuracy
+
+
+def _arrays(per_class=30, classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(classes), per_class)
+    images = rng.integers(0, 256, size=(len(labels), 8, 8), dtype=np.uint8)
+    images[:, 0, 0] = np.arange(len(labels)) % 256  # make images distinguishable
+    images[:, 0, 1] = np.arange(len(labels)) // 256
+    return {"x_train": images, "y_train": labels, "x_test": images[:20], "y_test": labels[:20]}
+
+
+def _keys(images):
+    return {(int(a), int(b)) for a, b in images[:, 0, :2]}
+
+
+# -- 1. class-balanced search splits ------------------------------------------------------
+def test_per_class_search_splits_are_disjoint_balanced_seeded_and_from_train():
+    arrays = _arrays()
+    options = dict(search_train_per_class=12, search_val_per_class=5, batch_size=16)
+    dataset = data.from_arrays(**arrays, **options, seed=3)
+    train_x, train_y = dataset.arrays["search_train"]
+    val_x, val_y = dataset.arrays["search_val"]
+    assert np.bincount(train_y).tolist() == [12] * 10 and np.bincount(val_y).tolist() == [5] * 10
+    assert not _keys(train_x) & _keys(val_x)  # disjoint
+    assert _keys(train_x) | _keys(val_x) <= _keys(arrays["x_train"])  # from the train set only
+    assert dataset.num_search_train == 120 and dataset.num_search_val == 50
+    again = data.from_arrays(**arrays, **options, seed=3)
+    np.testing.assert_array_equal(again.arrays["search_train"][0], train_x)
+    other = data.from_arrays(**arrays, **options, seed=4)
+    assert _keys(other.arrays["search_train"][0]) != _keys(train_x)
+
+
+def test_the_resnet18_recipe_follows_shens_protocol():
+    """The 4x network and the candidates train on a 50-per-class subset; accuracy on a separate slice."""
+    recipe = recipes.load_recipe("resnet18_imagenet_width")
+    assert recipe.evaluation.mode == "inherit"
+    settings = {k: getattr(recipe.data, k) for k in ("search_train_per_class", "search_val_per_class")}
+    dataset = data.from_arrays(**_arrays(per_class=80), batch_size=32, **settings)
+    train_y, val_y = dataset.arrays["search_train"][1], dataset.arrays["search_val"][1]
+    assert set(np.bincount(train_y)) == {50}  # what the widest network and every candidate train on
+    assert set(np.bincount(val_y)) == {settings["search_val_per_class"]}
+    assert not _keys(dataset.arrays["search_train"][0]) & _keys(dataset.arrays["search_val"][0])
+
+
+def _fake_imagenet(self, split, decoders=None, read_config=None, **kwargs):
+    def examples():
+        for index in range(40):
+            yield {"image": np.full((36, 36, 3), index, np.uint8), "label": index % 4,
+                   "file_name": f"n{index:08d}.JPEG"}
+    signature = {"image": tf.TensorSpec((None, None, 3), tf.uint8), "label": tf.TensorSpec((), tf.int64),
+                 "file_name": tf.TensorSpec((), tf.string)}
+    return tf.data.Dataset.from_generator(examples, output_signature=signature).apply(
+        tf.data.experimental.assert_cardinality(40))
+
+
+def test_imagenet_search_splits_take_per_class_slices_in_file_order(tmp_path):
+    for name in IMAGENET_MANUAL_FILES:
+        (tmp_path / name).write_bytes(b"")
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE, as_dataset_fn=_fake_imagenet):
+        dataset = data.load_dataset("imagenet2012", manual_dir=tmp_path, train_limit=40, search_val_per_class=2,
+                                    search_train_per_class=3, image_size=16, batch_size=64, augment=False)
+        assert (dataset.num_search_train, dataset.num_search_val) == (12, 8)
+        val = np.concatenate([y.numpy() for _, y in dataset.search_val])
+        train_ids = {int(round(float(x[0, 0, 0]) * 255)) for batch, _ in dataset.search_train for x in batch}
+        val_ids = {int(round(float(x[0, 0, 0]) * 255)) for batch, _ in dataset.search_val for x in batch}
+    assert np.bincount(val).tolist() == [2, 2, 2, 2]
+    assert val_ids == set(range(8)) and train_ids == set(range(8, 20))  # first 2, then next 3, per class
+
+
+# -- 5. inheritance for groups -------------------------------------------------------------
+class _GroupedSpace(SearchSpace):
+    """Test-only space: a float stem, two binary convs with width and group genes, a grouped float 1x1."""
+
+    name = "grouped_test"
+    default_input_shape = (8, 8, 3)
+    default_quantizer = "bireal"
+
+    def _make_genes(self):
+        return [Gene("conv2", (0.5, 1.0)), Gene("conv2_groups", (1, 2, 4), kind="groups"),
+                Gene("conv3_groups", (1, 2, 8), kind="groups"), Gene("short_groups", (1, 4), kind="groups")]
+
+    def _concrete(self, gene, value):
+        return int(value) if gene.kind == "groups" else self.channels(16, value)
+
+    def _build(self, genome, inputs, num_classes, preset):
+        table = dict(self.layer_table(genome))
+        x = _blocks.batch_norm(_blocks.float_conv(inputs, 16, 3, name="conv1"), name="bn1")
+        y = _blocks.binary_conv(x, table["conv2"], 3, groups=table["conv2_groups"], preset=preset, name="conv2")
+        y = _blocks.batch_norm(y, name="bn2")
+        y = _blocks.binary_conv(y, 16, 3, groups=table["conv3_groups"], preset=preset, name="conv3")
+        shortcut = _blocks.float_conv(x, 16, 1, groups=table["short_groups"], name="shortcut")
+        y = tf.keras.layers.Add(name="add")([_blocks.batch_norm(y, name="bn3"), shortcut])
+        return _blocks.classifier(y, num_classes)
+
+
+def test_a_grouped_candidate_inherits_the_block_diagonal_like_the_supernet():
+    space = _GroupedSpace()
+    shape = dict(input_shape=(8, 8, 3), num_classes=10)
+    widest = space.build(space.costliest(), **shape)
+    rng = np.random.default_rng(0)
+    widest.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in widest.get_weights()])
+    supernet = Supernet(space, **shape)
+    supernet.inject(widest)
+    for genome in ({"conv2": 0.5, "conv2_groups": 4, "conv3_groups": 8, "short_groups": 4},
+                   {"conv2": 1.0, "conv2_groups": 2, "conv3_groups": 1, "short_groups": 1}):
+        candidate = space.build(genome, **shape)
+        inherit_first_channels(candidate, widest)
+        for got, expected in zip(candidate.get_weights(), supernet.extract(genome).get_weights()):
+            np.testing.assert_array_equal(got, expected)
+
+
+# -- 6, 7. one-shot best models and fixed recalibration batches ------------------------------
+@pytest.fixture(scope="module")
+def small_data():
+    return data.load_dataset("embedded", batch_size=32, train_limit=300, test_limit=60, search_fraction=0.3,
+                             image_size=16, seed=0)
+
+
+@pytest.mark.slow
+def test_oneshot_best_models_are_recalibrated_and_reproduce_the_trial_accuracy(small_data, tmp_path):
+    space = _GroupedSpace()
+    evaluation = EvaluationConfig(mode="oneshot", supernet_steps=30, recalibration_batches=3)
+    tuner = BinaryArchitectureSearch(space, small_data, evaluation=evaluation, lam=None, max_trials=3,
+                                     population_size=2, num_parents=2, num_crossovers=1, num_mutations=1, seed=5,
+                                     directory=str(tmp_path), project_name="oneshot", overwrite=True)
+    tuner.search(verbose=0)
+    records = {r["trial_id"]: r for r in tuner.trial_records() if r["status"] == "COMPLETED"}
+    assert len(records) == 3
+    for trial in tuner.oracle.get_best_trials(3):
+        recorded = records[trial.trial_id]["accuracy"]
+        assert 0 <= recorded <= 100  # percent, not a fraction
+        model = tuner.load_model(trial)
+        assert 100 * accuracy(model, small_data.search_val) == pytest.approx(recorded, abs=1e-6)
+    best = tuner.get_best_models(1)[0]
+    best_record = max(records.values(), key=lambda r: r["fitness"])
+    assert 100 * accuracy(best, small_data.search_val) == pytest.approx(best_record["accuracy"], abs=1e-6)
+    preparation = tuner.preparation
+    assert preparation["what"] == "trains the supernet" and preparation["trained"]
+    # The supernet trained before the first trial, so no trial's duration holds it.
+    assert max(r["duration_s"] for r in records.values()) < preparation["seconds"]
+
+
+@pytest.mark.slow
+def test_recalibration_batches_are_drawn_once_per_run(small_data, tmp_path, monkeypatch):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
+    config = EvaluationConfig(mode="oneshot", supernet_steps=5, recalibration_batches=2)
+    evaluator = make_evaluator(space, small_data, config, quantizer="bireal", run_dir=tmp_path, seed=1)
+    evaluator.prepare()
+    drawn = []
+    monkeypatch.setattr(type(small_data), "take_batches", lambda self, *a: drawn.append(a) or [])
+    genome = space.uniform(1)
+    first = evaluator.evaluate(genome)[0]
+    evaluator.evaluate(space.uniform(2))
+    assert evaluator.evaluate(genome)[0] == first  # same batches, same accuracy
+    assert drawn == []  # never drawn again after `prepare`
+    assert len(evaluator.recalibration) == 2
+
+
+# -- 8. seeded candidates ------------------------------------------------------------------------
+def test_candidate_seeds_depend_on_the_run_seed_and_the_genome_only():
+    genome = {"conv1": 1.0, "conv2": 2.0}
+    assert candidate_seed(1, genome) == candidate_seed(1, dict(reversed(list(genome.items()))))
+    assert candidate_seed(1, genome) != candidate_seed(2, genome)
+    assert candidate_seed(1, genome) != candidate_seed(1, {**genome, "conv2": 4.0})
+    assert 0 <= candidate_seed(7, genome) < 2**31
+
+
+@pytest.mark.slow
+def test_scratch_candidates_are_reproducible_whatever_ran_before(small_data, tmp_path):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
+    config = EvaluationConfig(epochs=1, training=training.preset("cpu", steps_per_epoch=2))
+    evaluator = make_evaluator(space, small_data, config, quantizer="dorefa", run_dir=tmp_path, seed=9)
+    genome = space.uniform(1)
+    first = evaluator.evaluate(genome)[0]
+    tf.random.normal([3])  # consume global randomness in between
+    evaluator.evaluate(space.uniform(2))
+    assert evaluator.evaluate(genome)[0] == first
+
+
+# -- 11. batch-size keys ------------------------------------------------------------------------
+def test_the_training_batch_size_is_the_one_candidates_train_with(small_data, tmp_path, monkeypatch):
+    seen = []
+
+    def fake_fit(model, pipeline, config, **kwargs):
+        seen.append((config.batch_size, int(next(iter(pipeline))[0].shape[0]), int(pipeline.cardinality())))
+
+    monkeypatch.setattr(training, "fit", fake_fit)
+    monkeypatch.setattr(training, "evaluate", lambda *a, **k: {"accuracy": 50.0})
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
+    config = EvaluationConfig(epochs=1, training=training.preset("cpu", batch_size=20))
+    evaluator = make_evaluator(space, small_data, config, quantizer="dorefa", run_dir=tmp_path)
+    evaluator.evaluate(space.uniform(1))
+    assert seen == [(20, 20, -(-small_data.num_search_train // 20))]
+
+
+@pytest.mark.slow
+def test_the_same_recipe_and_seed_give_the_same_run_and_another_seed_differs(tmp_path):
+    def run(seed, name):
+        recipe = recipes.load_recipe("quickstart", [f"search.seed={seed}", "publish.name=null"], smoke=True)
+        return run_recipe(recipe, tmp_path / name, stream=open(os.devnull, "w"))
+
+    first, second, other = run(3, "a"), run(3, "b"), run(4, "c")
+    keys = ("genome", "accuracy", "fitness", "generation", "status")
+    assert [{k: t[k] for k in keys} for t in first["trials"]] == [{k: t[k] for k in keys} for t in second["trials"]]
+    assert first["final"]["test_accuracy"] == second["final"]["test_accuracy"]
+    assert first["seed"] == 3 and first["preparation"] is not None
+    assert [t["genome"] for t in first["trials"]] != [t["genome"] for t in other["trials"]]
