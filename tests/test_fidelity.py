@@ -4,7 +4,11 @@ fixed recalibration batches, seeded candidates, preparation before the first tri
 References: Shen et al., "Searching for Accurate Binary Neural Architectures" (ICCV-W 2019);
 Phan et al., "Binarizing MobileNet via Evolution-based Searching" (CVPR 2020).
 """
+import json
 import os
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,15 +18,13 @@ import tensorflow_datasets as tfds
 import lqsearch.spaces
 from lqsearch import data, training
 from lqsearch.data.imagenet import IMAGENET_MANUAL_FILES
-from lqsearch.genome import Gene
 from lqsearch.run import recipes
 from lqsearch.run.runner import run_recipe
 from lqsearch.search.evaluation import EvaluationConfig, candidate_seed, make_evaluator
 from lqsearch.search.inheritance import inherit_first_channels
 from lqsearch.search.tuner import BinaryArchitectureSearch
-from lqsearch.spaces import _blocks
-from lqsearch.spaces.base import SearchSpace
 from lqsearch.supernet import Supernet, accuracy
+from lqsearch.testing.tiny_spaces import TinyGroupedSpace
 
 
 def _arrays(per_class=30, classes=10, seed=0):
@@ -93,33 +95,8 @@ def test_imagenet_search_splits_take_per_class_slices_in_file_order(tmp_path):
 
 
 # -- 5. inheritance for groups -------------------------------------------------------------
-class _GroupedSpace(SearchSpace):
-    """Test-only space: a float stem, two binary convs with width and group genes, a grouped float 1x1."""
-
-    name = "grouped_test"
-    default_input_shape = (8, 8, 3)
-    default_quantizer = "bireal"
-
-    def _make_genes(self):
-        return [Gene("conv2", (0.5, 1.0)), Gene("conv2_groups", (1, 2, 4), kind="groups"),
-                Gene("conv3_groups", (1, 2, 8), kind="groups"), Gene("short_groups", (1, 4), kind="groups")]
-
-    def _concrete(self, gene, value):
-        return int(value) if gene.kind == "groups" else self.channels(16, value)
-
-    def _build(self, genome, inputs, num_classes, preset):
-        table = dict(self.layer_table(genome))
-        x = _blocks.batch_norm(_blocks.float_conv(inputs, 16, 3, name="conv1"), name="bn1")
-        y = _blocks.binary_conv(x, table["conv2"], 3, groups=table["conv2_groups"], preset=preset, name="conv2")
-        y = _blocks.batch_norm(y, name="bn2")
-        y = _blocks.binary_conv(y, 16, 3, groups=table["conv3_groups"], preset=preset, name="conv3")
-        shortcut = _blocks.float_conv(x, 16, 1, groups=table["short_groups"], name="shortcut")
-        y = tf.keras.layers.Add(name="add")([_blocks.batch_norm(y, name="bn3"), shortcut])
-        return _blocks.classifier(y, num_classes)
-
-
 def test_a_grouped_candidate_inherits_the_block_diagonal_like_the_supernet():
-    space = _GroupedSpace()
+    space = TinyGroupedSpace()
     shape = dict(input_shape=(8, 8, 3), num_classes=10)
     widest = space.build(space.costliest(), **shape)
     rng = np.random.default_rng(0)
@@ -143,7 +120,7 @@ def small_data():
 
 @pytest.mark.slow
 def test_oneshot_best_models_are_recalibrated_and_reproduce_the_trial_accuracy(small_data, tmp_path):
-    space = _GroupedSpace()
+    space = TinyGroupedSpace()
     evaluation = EvaluationConfig(mode="oneshot", supernet_steps=30, recalibration_batches=3)
     tuner = BinaryArchitectureSearch(space, small_data, evaluation=evaluation, lam=None, max_trials=3,
                                      population_size=2, num_parents=2, num_crossovers=1, num_mutations=1, seed=5,
@@ -230,3 +207,36 @@ def test_the_same_recipe_and_seed_give_the_same_run_and_another_seed_differs(tmp
     assert first["final"]["test_accuracy"] == second["final"]["test_accuracy"]
     assert first["seed"] == 3 and first["preparation"] is not None
     assert [t["genome"] for t in first["trials"]] != [t["genome"] for t in other["trials"]]
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_distributed_oneshot_trains_one_supernet_and_completes_every_trial(tmp_path):
+    port, max_trials, processes = str(_free_port()), 6, {}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
+    try:
+        for tuner_id in ("chief", "tuner0", "tuner1"):
+            env = {**base, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                   "KERASTUNER_ORACLE_PORT": port}
+            with open(tmp_path / f"{tuner_id}.log", "wb") as log:
+                processes[tuner_id] = subprocess.Popen(
+                    [sys.executable, "-m", "lqsearch.testing.search_process", "--directory", str(tmp_path),
+                     "--max-trials", str(max_trials)], stdout=log, stderr=subprocess.STDOUT, env=env)
+        for tuner_id in ("tuner0", "tuner1", "chief"):
+            assert processes[tuner_id].wait(timeout=600) == 0, (tmp_path / f"{tuner_id}.log").read_text()[-3000:]
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+    logs = {tuner_id: (tmp_path / f"{tuner_id}.log").read_text() for tuner_id in processes}
+    assert sorted(line for log in logs.values() for line in log.splitlines() if line.startswith("prepared:")) == [
+        "prepared: loaded", "prepared: trained"]  # one worker trained the supernet, the other loaded it
+    assert "prepared:" not in logs["chief"]  # the chief runs the oracle, no trial
+    trials = [json.loads(p.read_text()) for p in (tmp_path / "search").glob("trial_*/trial.json")]
+    assert sum(t["status"] == "COMPLETED" for t in trials) == max_trials

@@ -87,6 +87,12 @@ class SearchCallback:
     def on_results(self, tuner: BinaryArchitectureSearch) -> None:
         """The results changed (after every trial): a good moment to write them out."""
 
+    def on_prepare_begin(self, what: str) -> None:
+        """The one-off preparation starts (`what`: e.g. "trains the supernet"), before the first trial."""
+
+    def on_prepare_end(self, preparation: Dict[str, Any]) -> None:
+        """The preparation ended: {"what", "seconds", "trained", ...} (see `BinaryArchitectureSearch.prepare`)."""
+
 
 def budget_constraint(space, cost_of: Callable, max_flops: float) -> Callable[[Dict[str, Any]], bool]:
     """An oracle constraint: the genome's FLOPs are at most `max_flops`."""
@@ -180,6 +186,8 @@ class BinaryArchitectureSearch(kt.Tuner):
                     f"them. Drop {', '.join(given)} (set them on your oracle), or drop oracle= to let the tuner build "
                     "its EvolutionaryOracle."
                 )
+        # Read before Keras Tuner wraps the oracle in a gRPC client (distributed workers).
+        self.candidate_seed = int(getattr(oracle, "seed", None) or 0)
         hypermodel = SpaceHyperModel(space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self._evaluator = None
@@ -211,7 +219,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         if self._evaluator is None:
             self._evaluator = make_evaluator(
                 self.space, self.dataset, self.evaluation, quantizer=self.quantizer, run_dir=self.run_dir,
-                verbose=self.verbose_training, strategy=self.strategy, seed=int(getattr(self.oracle, "seed", 0) or 0),
+                verbose=self.verbose_training, strategy=self.strategy, seed=self.candidate_seed,
             )
         return self._evaluator
 
@@ -310,7 +318,10 @@ class BinaryArchitectureSearch(kt.Tuner):
         super().on_trial_end(trial)
         if not self.search_callbacks:
             return
-        records = self.trial_records()
+        if hasattr(self.oracle, "trials"):
+            records = self.trial_records()
+        else:  # a distributed worker: the trials live on the chief, which only sends this one back
+            records = [self._record(trial.trial_id, self.oracle.get_trial(trial.trial_id))]
         record = next((r for r in records if r["trial_id"] == trial.trial_id), None)
         for callback in self.search_callbacks:
             if record is not None:
@@ -320,21 +331,18 @@ class BinaryArchitectureSearch(kt.Tuner):
     # -- results -------------------------------------------------------------
     def trial_records(self) -> List[Dict[str, Any]]:
         """Every trial as a plain dict: id, generation, origin, parents, genome, status, metrics, duration, message."""
-        records = []
-        for trial_id, trial in sorted(self.oracle.trials.items(), key=lambda item: (len(item[0]), item[0])):
-            values = {name: _last_value(trial, name) for name in METRICS}
-            genome = self.space.genes.from_hyperparameters(trial.hyperparameters)
-            records.append(
-                {
-                    "trial_id": trial_id,
-                    **_lineage(self.oracle, trial_id),
-                    "genome": genome,
-                    "status": trial.status,
-                    **values,
-                    "message": _short_message(trial.message),
-                }
-            )
-        return records
+        ordered = sorted(self.oracle.trials.items(), key=lambda item: (len(item[0]), item[0]))
+        return [self._record(trial_id, trial) for trial_id, trial in ordered]
+
+    def _record(self, trial_id: str, trial) -> Dict[str, Any]:
+        return {
+            "trial_id": trial_id,
+            **_lineage(self.oracle, trial_id),
+            "genome": self.space.genes.from_hyperparameters(trial.hyperparameters),
+            "status": trial.status,
+            **{name: _last_value(trial, name) for name in METRICS},
+            "message": _short_message(trial.message),
+        }
 
     def pareto_set(self) -> List[Dict[str, Any]]:
         """The completed trials no other trial beats on both accuracy (higher) and FLOPs (lower)."""
