@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("adam", "sgd", "bop")
+#: Above this many classes, models also report top-5 accuracy.
+TOP5_ABOVE_CLASSES = 10
 SCHEDULES = ("constant", "step", "linear", "cosine")
 
 
@@ -158,9 +160,9 @@ def make_optimizer(config: TrainingConfig, steps_per_epoch: int):
 
 
 def compile_model(model: tf.keras.Model, config: TrainingConfig, steps_per_epoch: int, num_classes: int) -> None:
-    """Compiles `model` (logits out) with sparse cross-entropy, top-1 and, from 100 classes, top-5."""
+    """Compiles `model` (logits out) with sparse cross-entropy, top-1 and, above 10 classes, top-5."""
     metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    if num_classes >= 100:
+    if num_classes > TOP5_ABOVE_CLASSES:
         metrics.append(tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
@@ -230,7 +232,7 @@ def fit(
 
 
 def evaluate(model: tf.keras.Model, pipeline: tf.data.Dataset, *, num_classes: int, verbose: int = 0) -> Dict[str, float]:
-    """Top-1 (and from 100 classes top-5) accuracy of `model` on `pipeline`, in percent.
+    """Top-1 (and above 10 classes top-5) accuracy of `model` on `pipeline`, in percent.
 
     Compiles the model (without an optimizer) when it is not compiled yet.
     """

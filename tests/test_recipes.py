@@ -54,8 +54,13 @@ def test_every_recipe_smoke_runs(name, tmp_path):
     assert results["final"]["test_accuracy"] >= 0 and results["pareto"]
     on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
     assert on_disk["final"]["test_accuracy"] == results["final"]["test_accuracy"]
-    for path in ("recipe.yaml", "report.md", "plots/accuracy_vs_flops.png", "plots/layers.png", "plots/fitness.png", "final/weights.h5"):
+    for path in ("recipe.yaml", "report.md", "plots/study.png", "plots/accuracy_vs_flops.png", "plots/layers.png",
+                 "plots/fitness.png", "final/weights.h5"):
         assert (tmp_path / "run" / path).exists(), path
+    kinds = [row["kind"] for row in results["study"]]
+    assert kinds[0] == "searched" and kinds.count("searched") == recipe.final.top_n
+    assert ("random" in kinds) == recipe.final.random_search and ("float" in kinds) == recipe.final.float_twin
+    assert all(len(row["test_accuracy"]) == recipe.final.seeds for row in results["study"])
     if recipe.publish.name:
         assert (tmp_path / "registry" / "index.json").exists()
 
@@ -157,3 +162,47 @@ def test_killed_run_resumes_without_repeating_finished_trials(tmp_path):
     assert len(completed) == 6
     assert len({json.dumps(t["genome"], sort_keys=True) for t in completed}) == 6
     assert results["final"]["test_accuracy"] >= 0
+
+
+def _run_until(args, cwd, stop_line):
+    """Runs the CLI and SIGKILLs it at the first stdout line that `stop_line` accepts; returns the lines."""
+    process = subprocess.Popen([sys.executable, "-u", "-m", "lqsearch.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    seen = []
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            seen.append(line.rstrip("\n"))
+            if stop_line(line):
+                process.send_signal(signal.SIGKILL)
+                break
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    return seen
+
+
+@pytest.mark.slow
+def test_a_kill_during_a_baselines_final_training_redoes_nothing_that_finished(tmp_path):
+    out = tmp_path / "run"
+    args = ["recipe", "run", "quickstart", "--smoke", "publish.name=null", "final.seeds=2", "final.epochs=2",
+            "final.random_search=false", "final.float_twin=false", "--out", str(out)]
+    killed = _run_until(args, tmp_path, lambda line: "Uniform-1x seed" in line and "epoch 1/2" in line)
+    assert any("Uniform-1x seed" in line and "epoch 1/2" in line for line in killed), killed[-5:]
+    finished = sorted(p for p in (out / "study").glob("*/model.json"))
+    assert len(finished) == 2  # the searched genome, both seeds
+    before = {p: p.stat().st_mtime_ns for p in finished}
+    resumed = _cli(*args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in finished} == before  # nothing that had finished was retrained
+    lines = resumed.stdout.splitlines()
+    assert not [line for line in lines if "Searched seed" in line and "epoch" in line]
+    assert [line for line in lines if "Uniform-1x seed 7" in line and "epoch" in line] == [
+        line for line in lines if "Uniform-1x seed 7: epoch 2/2" in line]  # resumed after its first epoch
+    results = json.loads((out / "results.json").read_text())
+    assert [row["kind"] for row in results["study"]] == ["searched", "uniform"]
+    assert all(len(row["test_accuracy"]) == 2 for row in results["study"])
+    assert results["study_verdict"] and "seeds" in results["study_verdict"]

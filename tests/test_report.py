@@ -1,4 +1,4 @@
-"""Tests of `lqsearch.report`: the Pareto front, the fitness curve, and `write_report` on synthetic runs."""
+"""The report of a run: the Pareto front, per-generation curves, the study table and `write_report` on synthetic runs."""
 import json
 import math
 import random
@@ -7,18 +7,20 @@ import pytest
 from matplotlib.image import imread
 
 import lqsearch.spaces
-from lqsearch.run import report
+from lqsearch.run import plots, report, results_view
+from lqsearch.run.runner import rebuild_report
+from lqsearch.search.pareto import pareto_front
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # -- pareto_front ---------------------------------------------------------------
 def test_pareto_front_empty():
-    assert report.pareto_front([]) == []
+    assert pareto_front([]) == []
 
 
 def test_pareto_front_single_point():
-    assert report.pareto_front([("a", 50.0, 1e6)]) == ["a"]
+    assert pareto_front([("a", 50.0, 1e6)]) == ["a"]
 
 
 def test_pareto_front_drops_dominated_points_and_sorts_by_flops():
@@ -29,37 +31,37 @@ def test_pareto_front_drops_dominated_points_and_sorts_by_flops():
         ("mid", 80.0, 2e6),
         ("worst", 50.0, 5e6),
     ]
-    assert report.pareto_front(points) == ["small", "mid", "big"]
+    assert pareto_front(points) == ["small", "mid", "big"]
 
 
 def test_pareto_front_accepts_any_iterable():
     points = ((k, a, f) for k, a, f in [("x", 1.0, 2.0), ("y", 2.0, 1.0)])
-    assert report.pareto_front(points) == ["y"]
+    assert pareto_front(points) == ["y"]
 
 
 def test_pareto_front_equal_accuracy_keeps_the_cheaper():
-    assert report.pareto_front([("costly", 80.0, 2e6), ("cheap", 80.0, 1e6)]) == ["cheap"]
+    assert pareto_front([("costly", 80.0, 2e6), ("cheap", 80.0, 1e6)]) == ["cheap"]
 
 
 def test_pareto_front_equal_flops_keeps_the_more_accurate():
-    assert report.pareto_front([("low", 70.0, 1e6), ("high", 75.0, 1e6)]) == ["high"]
+    assert pareto_front([("low", 70.0, 1e6), ("high", 75.0, 1e6)]) == ["high"]
 
 
 def test_pareto_front_keeps_exact_duplicates_in_input_order():
     points = [("b", 80.0, 2e6), ("a", 80.0, 2e6), ("c", 60.0, 1e6), ("d", 60.0, 3e6)]
-    assert report.pareto_front(points) == ["c", "b", "a"]
+    assert pareto_front(points) == ["c", "b", "a"]
 
 
 def test_pareto_front_integer_inputs_and_non_string_keys():
-    assert report.pareto_front([(1, 10, 5), (2, 20, 10), (3, 15, 10)]) == [1, 2]
+    assert pareto_front([(1, 10, 5), (2, 20, 10), (3, 15, 10)]) == [1, 2]
 
 
 @pytest.mark.parametrize("bad", [None, float("nan"), float("inf"), "80", True])
 def test_pareto_front_rejects_missing_or_non_finite_values(bad):
     with pytest.raises(ValueError, match="'k'"):
-        report.pareto_front([("k", bad, 1e6)])
+        pareto_front([("k", bad, 1e6)])
     with pytest.raises(ValueError, match="flops"):
-        report.pareto_front([("k", 50.0, bad)])
+        pareto_front([("k", 50.0, bad)])
 
 
 def test_pareto_front_matches_brute_force():
@@ -70,7 +72,7 @@ def test_pareto_front_matches_brute_force():
         return any(q[1] >= p[1] and q[2] <= p[2] and (q[1] > p[1] or q[2] < p[2]) for q in points)
 
     expected = {p[0] for p in points if not dominated(p)}
-    front = report.pareto_front(points)
+    front = pareto_front(points)
     assert set(front) == expected and len(front) == len(expected)
     flops = [points[k][2] for k in front]
     assert flops == sorted(flops)
@@ -87,12 +89,18 @@ def test_best_per_generation_is_a_running_maximum_over_completed_trials():
         {"generation": 3, "status": "COMPLETED", "fitness": 70.0},
         {"generation": 2, "status": "COMPLETED", "fitness": 65.0},  # order of trials does not matter
     ]
-    assert report.best_per_generation(trials) == [(0, 60.0), (1, 60.0), (2, 65.0), (3, 70.0)]
+    assert results_view.best_per_generation(trials) == [(0, 60.0), (1, 60.0), (2, 65.0), (3, 70.0)]
+
+
+def test_median_per_generation_takes_each_generation_alone():
+    trials = [{"generation": g, "status": "COMPLETED", "fitness": f} for g, f in ((0, 1.0), (0, 3.0), (0, 2.0), (1, 10.0))]
+    trials.append({"generation": 1, "status": "FAILED", "fitness": None})
+    assert results_view.median_per_generation(trials) == [(0, 2.0), (1, 10.0)]
 
 
 def test_best_per_generation_empty_and_without_completed_trials():
-    assert report.best_per_generation([]) == []
-    assert report.best_per_generation([{"generation": 0, "status": "FAILED", "fitness": None}]) == []
+    assert results_view.best_per_generation([]) == []
+    assert results_view.best_per_generation([{"generation": 0, "status": "FAILED", "fitness": None}]) == []
 
 
 # -- write_report -------------------------------------------------------------------
@@ -129,7 +137,7 @@ def _synthetic_results(space, *, with_final=True, with_baselines=True, seed=0, n
         "recipe": "unit", "space": space.get_config(), "quantizer": "dorefa", "dataset": "embedded",
         "objective": "fitness", "lambda": 4.0, "max_flops": ceiling, "reference_flops": reference_flops,
         "trials": trials,
-        "pareto": report.pareto_front((t["trial_id"], t["accuracy"], t["flops"]) for t in done),
+        "pareto": pareto_front((t["trial_id"], t["accuracy"], t["flops"]) for t in done),
         "baselines": [], "final": None,
     }
     if with_baselines:
@@ -140,7 +148,21 @@ def _synthetic_results(space, *, with_final=True, with_baselines=True, seed=0, n
         ]
     if with_final:
         results["final"] = {"genome": best["genome"], "test_accuracy": 83.4, "test_top5": None, "model_dir": "final"}
+        results["study"] = [
+            _study_row("Searched", "searched", best["genome"], best["flops"], [83.4, 83.0, 83.9]),
+            _study_row("Uniform-1x", "uniform", uniform, cost(uniform), [81.0, 81.5, 80.7]),
+        ]
+        results["study_verdict"] = "Searched beats Uniform-1x: +2.37 ± 0.31 points of test top-1 (made up)."
+        results["study_comparisons"] = [results["study_verdict"]]
     return results, best
+
+
+def _study_row(label, kind, genome, flops, accuracies):
+    mean = sum(accuracies) / len(accuracies)
+    std = (sum((a - mean) ** 2 for a in accuracies) / (len(accuracies) - 1)) ** 0.5
+    return {"label": label, "kind": kind, "genome": genome, "quantizer": "dorefa", "flops": flops,
+            "memory_bits": 1e5, "binary_macs": 1e7, "test_accuracy": accuracies, "test_accuracy_mean": mean,
+            "test_accuracy_std": std, "model_dirs": ["study/x"]}
 
 
 def _assert_valid_png(path):
@@ -170,9 +192,9 @@ def test_write_report_vgg_full(tmp_path, vgg):
     results["stop_reason"] = "max_trials reached"
     paths = report.write_report(tmp_path, results, space=vgg)
 
-    assert set(paths) == {"report", "accuracy_vs_flops", "layers", "fitness"}
+    assert set(paths) == {"report", "study", "accuracy_vs_flops", "layers", "fitness"}
     assert paths["report"] == tmp_path / "report.md"
-    for key in ("accuracy_vs_flops", "layers", "fitness"):
+    for key in ("study", "accuracy_vs_flops", "layers", "fitness"):
         assert paths[key] == tmp_path / "plots" / f"{key}.png"
         _assert_valid_png(paths[key])
     _assert_no_temp_files(tmp_path)
@@ -180,9 +202,10 @@ def test_write_report_vgg_full(tmp_path, vgg):
     text = paths["report"].read_text()
     counts = {s: sum(t["status"] == s for t in results["trials"]) for s in ("COMPLETED", "FAILED", "INVALID")}
     assert all(counts.values()), counts  # the synthetic run has every status
-    for heading in ("# lqsearch report: unit", "## Best genomes (top 5 by fitness)", "## Pareto set",
-                    "## Comparison with uniform baselines", "## Final model", "## Failed trials", "## Plots"):
-        assert heading in text
+    headings = ("# lqsearch report: unit", "## Study", "## Best genomes (top 5 by fitness)", "## Pareto set",
+                "## Search phase: uniform baselines", "## Failed trials", "## Plots")
+    positions = [text.index(heading) for heading in headings]
+    assert positions == sorted(positions)  # the study table opens the report, right after the settings
     assert f"{counts['COMPLETED']} COMPLETED, {counts['FAILED']} FAILED, {counts['INVALID']} INVALID" in text
     assert "vgg_small (width_multiplier=0.25)" in text and "dorefa" in text and "embedded" in text
     assert "| Stop reason | max_trials reached |" in text
@@ -201,12 +224,15 @@ def test_write_report_vgg_full(tmp_path, vgg):
     for trial_id in results["pareto"]:
         assert f"| {trial_id} |" in pareto_section
 
-    baselines = text.split("## Comparison with uniform baselines")[1].split("\n## ")[0]
+    baselines = text.split("## Search phase: uniform baselines")[1].split("\n## ")[0]
     assert "Uniform-1x" in baselines and "66.60" in baselines and "Uniform-cheap" in baselines
-    assert "- Test accuracy (top-1): 83.40%" in text and "top-5" not in text
+    study = text.split("## Study")[1].split("\n## ")[0]
+    assert "| Searched | searched |" in study and "83.43 ± 0.45" in study and "83.40, 83.00, 83.90" in study
+    assert "mean ± std, 3 seeds" in study and "top-5" not in study
+    assert "**Verdict:** Searched beats Uniform-1x" in study
     assert "[final](final)" in text
     assert "- 04: OOM | out of memory" in text
-    for key in ("accuracy_vs_flops", "layers", "fitness"):
+    for key in ("study", "accuracy_vs_flops", "layers", "fitness"):
         assert f"(plots/{key}.png)" in text
 
 
@@ -215,22 +241,23 @@ def test_write_report_without_final_or_baselines_rebuilds_the_space(tmp_path, vg
     results = json.loads(json.dumps(results))  # as read back from results.json
     paths = report.write_report(tmp_path / "run", results)  # space rebuilt from results["space"]
     text = paths["report"].read_text()
-    assert "Final retraining: not run yet." in text and "Stop reason" not in text
-    assert "## Comparison with uniform baselines" not in text
+    assert "The study has not run yet" in text and "Stop reason" not in text
+    assert "## Search phase: uniform baselines" not in text
     for key in ("accuracy_vs_flops", "layers", "fitness"):
         _assert_valid_png(paths[key])
 
 
 def test_write_report_mobilenet_groups(tmp_path, mobilenet):
     results, best = _synthetic_results(mobilenet, seed=2)
-    results["final"]["test_top5"] = 95.5
-    results["final"]["test_accuracy"] = None
+    for row in results["study"]:
+        row["test_top5"] = [95.5, 96.5, 96.0]
+        row["latency_s"] = 0.00125
     paths = report.write_report(tmp_path, results, space=mobilenet)
     text = paths["report"].read_text()
     assert "mobilenet_m1 (lce_compatible=False, width_multiplier=0.25)" in text
     assert "layer1_groups, layer2_groups" in text
-    assert "- Test accuracy (top-1): n/a (not run yet)" in text
-    assert "- Test accuracy (top-5): 95.50%" in text
+    study = text.split("## Study")[1].split("\n## ")[0]
+    assert "Test top-5 % (mean)" in study and "| 96.00 |" in study and "LCE latency (ms)" in study and "1.250" in study
     for key in ("accuracy_vs_flops", "layers", "fitness"):
         _assert_valid_png(paths[key])
     _assert_no_temp_files(tmp_path)
@@ -283,20 +310,23 @@ def _legend_labels(figure):
     return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
 
 
-def test_accuracy_plot_shows_front_baselines_ceiling_and_final(vgg):
+def test_accuracy_plot_shows_search_figures_only(vgg):
     results, _ = _synthetic_results(vgg)
-    labels = _legend_labels(report.plot_accuracy_vs_flops(results, vgg))
+    figure = plots.plot_accuracy_vs_flops(results, vgg)
+    labels = _legend_labels(figure)
     done = sum(t["status"] == "COMPLETED" for t in results["trials"])
     assert labels == [f"trials ({done})", "Pareto front", "uniform baselines", "uniform baselines (FLOPs only)",
-                      "FLOPs ceiling", "final (test 83.4%)"]
-    axes = report.plot_accuracy_vs_flops(results, vgg).axes[0]
+                      "FLOPs ceiling"]  # search-val only: the study's test accuracies are never on this axis
+    assert "search-val" in figure.axes[0].get_ylabel()
+    assert "test" in plots.plot_study(results).axes[0].get_ylabel()
+    axes = plots.plot_accuracy_vs_flops(results, vgg).axes[0]
     assert {"Uniform-1x", " Uniform-cheap"} <= {text.get_text() for text in axes.texts}
 
 
 def test_layers_plot_bars_are_the_layer_tables(vgg, mobilenet):
     for space, seed in ((vgg, 0), (mobilenet, 2)):
         results, best = _synthetic_results(space, seed=seed, with_final=False)
-        axes = report.plot_layers(results, space).axes[0]
+        axes = plots.plot_layers(results, space).axes[0]
         heights = [bar.get_height() for bar in axes.patches]
         expected = [v for _, v in space.layer_table(space.uniform(1)) + space.layer_table(best["genome"])]
         assert heights == expected
@@ -321,8 +351,20 @@ def test_failed_plot_write_keeps_the_previous_file_and_leaves_no_temp_file(tmp_p
         target.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.Figure, "savefig", broken_savefig)
+    monkeypatch.setattr(plots.Figure, "savefig", broken_savefig)
     with pytest.raises(OSError, match="disk full"):
         report.write_report(tmp_path, results, space=vgg)
     assert paths["fitness"].read_bytes() == before
     _assert_no_temp_files(tmp_path)
+
+
+def test_recipe_report_rebuilds_an_identical_report(tmp_path, vgg):
+    results, _ = _synthetic_results(vgg)
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    first = report.write_report(tmp_path, json.loads((tmp_path / "results.json").read_text()))["report"].read_text()
+    (tmp_path / "report.md").unlink()
+    for plot in (tmp_path / "plots").iterdir():
+        plot.unlink()
+    paths = rebuild_report(tmp_path)
+    assert paths["report"].read_text() == first
+    assert all(paths[key].exists() for key in ("study", "accuracy_vs_flops", "layers", "fitness"))

@@ -1,10 +1,10 @@
-"""`lqsearch recipe list | show NAME | run NAME_OR_PATH [key=value ...] [--out DIR] [--smoke]`."""
+"""`lqsearch recipe list | show NAME | run NAME_OR_PATH [key=value ...] [--out DIR] [--smoke] | report RUN_DIR`."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from lqsearch.run import recipes
-from lqsearch.run.runner import run_recipe
+from lqsearch.run.runner import rebuild_report, run_recipe
 
 
 def _cmd_list(args) -> int:
@@ -27,6 +27,12 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    paths = rebuild_report(args.run_dir)
+    print(f"Report: {paths['report']}")
+    return 0
+
+
 def add_commands(sub) -> None:
     """Registers `lqsearch recipe ...` on the main parser's subparsers."""
     recipe = sub.add_parser("recipe", help="list, show and run search recipes")
@@ -44,3 +50,7 @@ def add_commands(sub) -> None:
         if name == "run":
             command.add_argument("--out", help="run directory (default runs/NAME); the same --out resumes")
             command.add_argument("--verbose", action="store_true", help="show Keras training output")
+
+    report = commands.add_parser("report", help="rebuild report.md and the plots of a run from its results.json")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `lqsearch recipe run`")
+    report.set_defaults(func=_cmd_report)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
@@ -32,6 +32,7 @@ def retrain(
     strategy: Optional[tf.distribute.Strategy] = None,
     extra: Optional[Dict[str, Any]] = None,
     seed: int = 0,
+    callbacks: Sequence[tf.keras.callbacks.Callback] = (),
 ) -> artifact.ModelCard:
     """Retrains `genome` from scratch on `dataset.train` and evaluates it on `dataset.test`.
 
@@ -48,6 +49,7 @@ def retrain(
         extra: more entries for the card's `extra` field.
         seed: the training seed; the model is initialized and trained under
             `candidate_seed(seed, genome)`, so the result does not depend on what ran before.
+        callbacks: more Keras callbacks (e.g. progress lines).
 
     Returns:
         The saved model's `ModelCard` (metrics: test_accuracy, test_top5, cost).
@@ -70,7 +72,7 @@ def retrain(
         num_classes=dataset.num_classes,
         log_dir=out_dir.parent / "logs" / out_dir.name,
         verbose=verbose,
-        callbacks=[tf.keras.callbacks.BackupAndRestore(str(backup_dir))],
+        callbacks=[tf.keras.callbacks.BackupAndRestore(str(backup_dir)), *callbacks],
     )
     scores = training.evaluate(model, dataset.test, num_classes=dataset.num_classes)
     model_cost = cost.profile(model)

@@ -105,11 +105,15 @@ class SearchSettings:
 
 @dataclasses.dataclass(frozen=True)
 class FinalSettings:
-    """Final retraining of the best genome(s) from scratch on the full train set."""
+    """The study: searched genomes, baselines, a random search and the float twin, final-trained over seeds
+    from scratch on the full train set (see `lqsearch.run.study`)."""
 
     epochs: int = 2
     top_n: int = 1
     training: TrainingSettings = TrainingSettings()
+    seeds: int = 1
+    random_search: bool = False
+    float_twin: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +150,7 @@ _RANGES = {
     "search.num_mutations": (0, None), "search.mutation_rate": (0, 1), "search.generations": (1, None),
     "search.max_trials": (1, None), "search.lambda": (0, None), "search.max_flops": (0, None),
     "evaluation.epochs": (0, None), "evaluation.widest_epochs": (0, None), "evaluation.supernet_steps": (0, None),
-    "evaluation.recalibration_batches": (0, None), "final.epochs": (0, None), "final.top_n": (1, None),
+    "evaluation.recalibration_batches": (0, None), "final.epochs": (0, None), "final.top_n": (1, None), "final.seeds": (1, None),
     "data.batch_size": (1, None), "data.search_fraction": (0, 1), "data.search_val_per_class": (1, None),
     "data.search_train_per_class": (1, None),
     "data.train_limit": (1, None), "data.test_limit": (1, None), "data.image_size": (1, None),

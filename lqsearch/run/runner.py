@@ -1,38 +1,45 @@
 """`run_recipe`: one search end to end, resumable, in one run directory.
 
-recipe -> space + data + oracle -> tuner trials -> results.json -> final
-retraining -> report -> registry. Every stage skips what the run directory
+recipe -> space + data + oracle -> tuner trials -> results.json -> random
+search -> study (final-trained table, several seeds) -> report -> registry. Every stage skips what the run directory
 already holds, so running the same command again resumes where it stopped.
 
 Run directory:
 
     recipe.yaml        the resolved recipe (a different recipe is refused)
     tuner/             the Keras Tuner project (oracle state, trials)
-    results.json       every trial, the Pareto set, baselines, final scores
-    report.md, plots/  the report
-    final/             the retrained best model (lqsearch artifact)
+    random_search/     the random-search baseline's project (when `final.random_search`)
+    study/             every final training of the study (one folder per row and seed)
+    results.json       every trial, the Pareto set, the study table and its verdict
+    report.md, plots/  the report (`lqsearch recipe report RUN_DIR` rebuilds them)
+    final/             the search's winner, final-trained (first seed): what `zoo publish` publishes
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO
 
-from lqsearch import io, spaces, training
+import keras_tuner as kt
+
+from lqsearch import cost, io, spaces, training
 from lqsearch.data import load_dataset
-from lqsearch.deploy import registry
-from lqsearch.run import recipes
-from lqsearch.run.final import retrain
+from lqsearch.deploy import artifact, registry
+from lqsearch.run import recipes, study, verdict
+from lqsearch.run.progress import Progress, clock
 from lqsearch.run.report import write_report
 from lqsearch.search.evaluation import EvaluationConfig
-from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback
+from lqsearch.search.random_search import ConstrainedRandomSearch
+from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback, budget_constraint
 
-__all__ = ["run_recipe", "RunDirError", "prepare_run_dir"]
+__all__ = ["run_recipe", "rebuild_report", "RunDirError", "prepare_run_dir"]
 
 RESULTS_FILE = "results.json"
 RECIPE_FILE = "recipe.yaml"
+FINAL_DIR = "final"
 
 
 class RunDirError(ValueError):
@@ -64,52 +71,6 @@ def prepare_run_dir(recipe: recipes.Recipe, out_dir: Path) -> bool:
     return False
 
 
-class Progress:
-    """One line per trial with a generation bar, the best fitness so far, elapsed time and ETA."""
-
-    def __init__(self, total: int, population: int, stream: TextIO = sys.stdout):
-        self.total, self.population, self.stream = total, population, stream
-        self.start = time.time()
-        self.best: Optional[float] = None
-        self.started_at = 0  # completed trials when this process started (for the ETA)
-
-    def resume_from(self, completed: int) -> None:
-        """Counts the ETA from `completed` trials finished before this process started."""
-        self.started_at = completed
-
-    def trial(self, record: Dict[str, Any], records: List[Dict[str, Any]]) -> None:
-        """One line for a finished trial; generation and bar come from the oracle's lineage."""
-        completed = [r for r in records if r["status"] == "COMPLETED"]
-        done = len(completed)
-        if record.get("fitness") is not None and record["status"] == "COMPLETED":
-            self.best = record["fitness"] if self.best is None else max(self.best, record["fitness"])
-        elapsed = time.time() - self.start
-        fresh = max(1, done - self.started_at)
-        eta = elapsed / fresh * max(0, self.total - done)
-        generation = record.get("generation")
-        in_generation = sum(1 for r in completed if r.get("generation") == generation)
-        bar = "#" * min(10, round(10 * in_generation / self.population))
-        generation = "-" if generation is None else generation
-        metrics = (
-            f"fitness {record['fitness']:.2f} acc {record['accuracy']:.2f}% MFLOPs {record['flops'] / 1e6:.3f}"
-            if record["status"] == "COMPLETED" else f"{record['status']}: {record.get('message') or ''}"
-        )
-        best = "-" if self.best is None else f"{self.best:.2f}"
-        print(
-            f"gen {generation} [{bar:<10}] {done}/{self.total} trial {record['trial_id']} {metrics} | best {best} | "
-            f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}",
-            file=self.stream, flush=True,
-        )
-
-    def say(self, message: str) -> None:
-        print(message, file=self.stream, flush=True)
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 class _RunCallback(SearchCallback):
     """Progress lines and a fresh `results.json` after every trial."""
 
@@ -127,7 +88,7 @@ class _RunCallback(SearchCallback):
     def on_prepare_end(self, preparation: Dict[str, Any]) -> None:
         if self.progress is not None:
             how = "trained" if preparation["trained"] else "loaded from the run directory"
-            self.progress.say(f"Prepared in {_clock(preparation['seconds'])} ({how})")
+            self.progress.say(f"Prepared in {clock(preparation['seconds'])} ({how})")
 
     def on_results(self, tuner) -> None:
         self.write()
@@ -141,17 +102,21 @@ def load_data(recipe: recipes.Recipe):
     return load_dataset(recipe.dataset, **options)
 
 
-def build_tuner(recipe: recipes.Recipe, space, dataset, out_dir: Path, callbacks=(), verbose: int = 0):
-    """The `BinaryArchitectureSearch` of `recipe`, resuming the project in `out_dir/tuner`."""
+def _evaluation_config(recipe: recipes.Recipe) -> EvaluationConfig:
     evaluation = recipe.evaluation
-    config = EvaluationConfig(
+    return EvaluationConfig(
         mode=evaluation.mode, epochs=evaluation.epochs, training=evaluation.training.config(),
         widest_epochs=evaluation.widest_epochs, supernet_steps=evaluation.supernet_steps,
         recalibration_batches=evaluation.recalibration_batches, sandwich=evaluation.sandwich, distill=evaluation.distill,
     )
+
+
+def build_tuner(recipe: recipes.Recipe, space, dataset, out_dir: Path, callbacks=(), verbose: int = 0):
+    """The `BinaryArchitectureSearch` of `recipe`, resuming the project in `out_dir/tuner`."""
     search = recipe.search
     tuner = BinaryArchitectureSearch(
-        space, dataset, quantizer=recipe.quantizer, evaluation=config, lam=search.lam, cost_metric=search.cost_metric,
+        space, dataset, quantizer=recipe.quantizer, evaluation=_evaluation_config(recipe), lam=search.lam,
+        cost_metric=search.cost_metric,
         max_flops=search.max_flops,
         verbose_training=verbose, strategy=training.get_strategy(recipe.strategy), max_trials=search.trials, population_size=search.population_size,
         num_parents=search.num_parents, num_crossovers=search.num_crossovers, num_mutations=search.num_mutations,
@@ -188,8 +153,10 @@ def _is_width_space(space) -> bool:
     return all(g.kind == "width" for g in space.genes)
 
 
-def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, final) -> Dict[str, Any]:
-    """Writes `results.json` atomically and returns it."""
+def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, outcome=None,
+                  random_best=None) -> Dict[str, Any]:
+    """Writes `results.json` atomically and returns it (`outcome`: the study's, once it ran)."""
+    outcome = outcome or {"study": None, "study_verdict": None, "study_comparisons": None, "final": None}
     trials = tuner.trial_records()
     results = {
         "recipe": recipe.name,
@@ -207,32 +174,72 @@ def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, final
         "trials": trials,
         "pareto": [t["trial_id"] for t in tuner.pareto_set()],
         "baselines": baselines,
-        "final": final,
+        "random_search": random_best,
+        **outcome,
     }
     io.write_json(out_dir / RESULTS_FILE, results)
     return results
 
 
-def run_final(recipe: recipes.Recipe, tuner, dataset, out_dir: Path, verbose: int) -> Optional[Dict[str, Any]]:
-    """Retrains the top-N genomes; the best by test accuracy is `out_dir/final`."""
-    completed = sorted((t for t in tuner.trial_records() if t["status"] == "COMPLETED"), key=lambda t: -t["fitness"])
-    if not completed:
+def run_random_search(recipe: recipes.Recipe, space, dataset, out_dir: Path, budget: int,
+                      progress: Progress, verbose: int) -> Optional[Dict[str, Any]]:
+    """The random-search row: `budget` random genomes under the same ceiling and evaluation; its best record.
+
+    It shares the evolution's one-off preparation (widest network or supernet) through `prepare_dir`.
+    """
+    if budget < 1:
         return None
-    cards = []
-    for rank, record in enumerate(completed[: recipe.final.top_n]):
-        directory = out_dir / ("final" if rank == 0 else f"final_{rank}")
-        card = retrain(
-            tuner.space, record["genome"], dataset, recipe.final.training.config().replace(epochs=recipe.final.epochs),
-            quantizer=tuner.quantizer, out_dir=directory, verbose=verbose, extra={"trial_id": record["trial_id"]},
-            strategy=tuner.strategy, seed=recipe.search.seed,
-        )
-        cards.append((directory.name, card))
-    name, best = cards[0]
-    return {
-        "genome": best.genome, "model_dir": name, "trial_id": best.extra.get("trial_id"),
-        "test_accuracy": best.metrics["test_accuracy"], "test_top5": best.metrics.get("test_top5"),
-        "others": [{"model_dir": n, "genome": c.genome, "test_accuracy": c.metrics["test_accuracy"]} for n, c in cards[1:]],
-    }
+    search = recipe.search
+    shape = dict(input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+    costs = cost.CostCache(space, quantizer=recipe.quantizer or space.default_quantizer, **shape)
+    oracle = ConstrainedRandomSearch(
+        objective=kt.Objective("fitness", "max"), max_trials=budget, seed=search.seed,
+        constraint=budget_constraint(space, costs, search.max_flops) if search.max_flops else None,
+    )
+    tuner = BinaryArchitectureSearch(
+        space, dataset, oracle=oracle, quantizer=recipe.quantizer, evaluation=_evaluation_config(recipe),
+        lam=search.lam, cost_metric=search.cost_metric, max_flops=search.max_flops, verbose_training=verbose,
+        strategy=training.get_strategy(recipe.strategy), save_candidates=False, prepare_dir=str(out_dir / "tuner"),
+        directory=str(out_dir), project_name="random_search", overwrite=False,
+    )
+    progress.say(f"Random search: {budget} candidates, same evaluation and ceiling as the evolution")
+    tuner.search(verbose=0)
+    completed = [r for r in tuner.trial_records() if r["status"] == "COMPLETED"]
+    return max(completed, key=lambda r: r["fitness"]) if completed else None
+
+
+def run_study(recipe: recipes.Recipe, tuner, dataset, out_dir: Path, random_best, progress: Progress,
+              verbose: int) -> Dict[str, Any]:
+    """Final-trains every row of the study over the recipe's seeds; the table, its verdict and `final/`."""
+    completed = sorted((t for t in tuner.trial_records() if t["status"] == "COMPLETED"), key=lambda t: -t["fitness"])
+    rows = study.entries(tuner.space, searched=completed[: recipe.final.top_n], baselines=recipe.search.baselines,
+                         quantizer=tuner.quantizer, random_best=random_best, float_twin=recipe.final.float_twin)
+    config = recipe.final.training.config().replace(epochs=recipe.final.epochs)
+    seeds = [recipe.search.seed + i for i in range(recipe.final.seeds)]
+    progress.say(f"Study: {len(rows)} architectures x {len(seeds)} seeds, {config.epochs} epochs each, on the full "
+                 "train set, scored on the test set")
+    table = study.train_study(rows, space=tuner.space, dataset=dataset, config=config, seeds=seeds, out_dir=out_dir,
+                              progress=progress, strategy=tuner.strategy, verbose=verbose)
+    final = None
+    winner = next((row for row in table if row["kind"] == "searched"), None)
+    if winner is not None:
+        _publishable_copy(out_dir / winner["model_dirs"][0], out_dir / FINAL_DIR)
+        final = {"genome": winner["genome"], "model_dir": FINAL_DIR, "trial_id": completed[0]["trial_id"],
+                 "test_accuracy": winner["test_accuracy"][0], "test_accuracy_mean": winner["test_accuracy_mean"],
+                 "test_top5": (winner.get("test_top5") or [None])[0], "seeds": seeds}
+    return {"study": table, "study_verdict": verdict.main_verdict(table),
+            "study_comparisons": [c["sentence"] for c in verdict.comparisons(table)], "final": final}
+
+
+def _publishable_copy(source: Path, target: Path) -> None:
+    """Copies the winner's first-seed model to `final/` (what `lqsearch zoo publish RUN_DIR` publishes), atomically."""
+    if (target / artifact.CARD_FILE).exists() and artifact.load_card(target) == artifact.load_card(source):
+        return
+    staging = target.parent / f".{target.name}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
 
 
 def publish(recipe: recipes.Recipe, out_dir: Path, progress: Progress) -> None:
@@ -260,7 +267,7 @@ def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: Tex
     progress.say(f"{'Resuming' if resuming else 'Running'} recipe {recipe.name!r} in {out_dir}")
     dataset = load_data(recipe)
     baselines: List[Dict[str, Any]] = []
-    callback = _RunCallback(progress, lambda: write_results(out_dir, recipe, tuner, baselines, None))
+    callback = _RunCallback(progress, lambda: write_results(out_dir, recipe, tuner, baselines))
     tuner = build_tuner(recipe, space, dataset, out_dir, (callback,), verbose)
     progress.resume_from(sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED"))
     tuner.prepare()  # before the baselines and the first trial: its own progress lines and duration
@@ -269,13 +276,33 @@ def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: Tex
     if getattr(tuner.oracle, "stop_reason", None):
         progress.say(f"Search: {tuner.oracle.stop_reason}")
     write_results(out_dir, recipe, tuner, baselines, None)
-    progress.say("Final retraining of the best genome(s) on the full train set")
-    final = run_final(recipe, tuner, dataset, out_dir, verbose)
-    results = write_results(out_dir, recipe, tuner, baselines, final)
+    evaluated = sum(1 for t in tuner.trial_records() if t["status"] == "COMPLETED")
+    random_best = (run_random_search(recipe, space, dataset, out_dir, evaluated, progress, verbose)
+                   if recipe.final.random_search else None)
+    outcome = run_study(recipe, tuner, dataset, out_dir, random_best, progress, verbose)
+    results = write_results(out_dir, recipe, tuner, baselines, outcome, random_best)
     write_report(out_dir, results, space=space)
-    if final is not None:
-        progress.say(f"Final test accuracy {final['test_accuracy']:.2f}% for genome {list(final['genome'].values())}")
+    if outcome["study_verdict"]:
+        progress.say(f"Verdict: {outcome['study_verdict']}")
+    final = outcome["final"]
     if recipe.publish.name and final is not None:
         publish(recipe, out_dir, progress)
     progress.say(f"Report: {out_dir / 'report.md'}")
     return results
+
+
+def rebuild_report(run_dir) -> Dict[str, Path]:
+    """Rewrites `report.md` and the plots of a run from its `results.json`, with no training.
+
+    Raises:
+        RunDirError: if `run_dir` holds no readable `results.json`.
+    """
+    path = Path(run_dir) / RESULTS_FILE
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise RunDirError(f"cannot read {path} ({error}); give the folder of a `lqsearch recipe run`, "
+                          "which writes results.json after every trial.") from None
+    if not isinstance(results, dict) or "space" not in results or "trials" not in results:
+        raise RunDirError(f"{path} is not the results.json of an lqsearch run (no 'space' or 'trials').")
+    return write_report(run_dir, results)

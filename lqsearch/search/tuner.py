@@ -123,6 +123,9 @@ class BinaryArchitectureSearch(kt.Tuner):
             (default: the current one; see `lqsearch.training.get_strategy`).
         save_candidates: keep each trained candidate's weights (for `get_best_models`).
         search_callbacks: `SearchCallback`s told of every trial and result change.
+        prepare_dir: where the one-off work (widest network, supernet) is saved and found;
+            default the project directory. Two searches with the same evaluation (e.g. the
+            evolution and its random-search baseline) share it by passing the same folder.
         max_trials, seed: of the default oracle (its defaults when None).
         **kwargs: the evolution settings of the default oracle (`population_size`,
             `num_parents`, `num_crossovers`, `num_mutations`, `mutation_rate`,
@@ -148,6 +151,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         strategy=None,
         save_candidates: bool = True,
         search_callbacks: Sequence[SearchCallback] = (),
+        prepare_dir: Optional[str] = None,
         max_trials: Optional[int] = None,
         seed: Optional[int] = None,
         **kwargs,
@@ -164,6 +168,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         self.strategy = strategy
         self.save_candidates = save_candidates
         self.search_callbacks = tuple(search_callbacks)
+        self._prepare_dir = prepare_dir
         self.cost_of = cost.CostCache(
             space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer
         )
@@ -218,7 +223,8 @@ class BinaryArchitectureSearch(kt.Tuner):
         """The candidate evaluator (scratch, inherit or oneshot), created on first use; see `prepare`."""
         if self._evaluator is None:
             self._evaluator = make_evaluator(
-                self.space, self.dataset, self.evaluation, quantizer=self.quantizer, run_dir=self.run_dir,
+                self.space, self.dataset, self.evaluation, quantizer=self.quantizer,
+                run_dir=Path(self._prepare_dir) if self._prepare_dir else self.run_dir,
                 verbose=self.verbose_training, strategy=self.strategy, seed=self.candidate_seed,
             )
         return self._evaluator
