@@ -1,6 +1,5 @@
 """LCE deployment: conversion, LceBconv2d counting, fallback report, latency, LatencyCache."""
 import json
-import time
 
 import numpy as np
 import pytest
@@ -128,11 +127,8 @@ def test_latency_cache_measures_each_genome_once_and_persists(tmp_path, monkeypa
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.25)
     path = tmp_path / "latency.json"
     cache = lce.LatencyCache(space, input_shape=INPUT_SHAPE, num_classes=10, quantizer="bireal", runs=3, path=path)
-    start = time.perf_counter()
-    seconds = cache(space.uniform(1))
-    elapsed = time.perf_counter() - start
+    seconds = cache(space.uniform(1))  # the time a new genome takes is a figure of bench/bench_lce.py
     assert 0 < seconds < 1.0
-    assert elapsed < 10, f"a new genome took {elapsed:.1f} s (target about 2 s on 2 idle cores)"
     calls = []
     real_measure = lce.measure_latency
     monkeypatch.setattr(lce, "measure_latency", lambda *a, **k: calls.append(1) or real_measure(*a, **k))

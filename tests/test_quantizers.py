@@ -1,4 +1,10 @@
-"""Quantizer presets: forward values on small tensors, errors, serialization round-trips."""
+"""Quantizer presets: forward values and pseudo-gradients on small tensors, errors, serialization round-trips.
+
+The gradients are checked with `tf.GradientTape` against the formulas of the papers the presets follow:
+the straight-through estimator clipped to |x| <= 1 (Courbariaux et al., BinaryNet), the ApproxSign
+gradient 2 - 2|x| (Liu et al., Bi-Real Net), DoReFa-Net's identity gradient through round(clip(x, 0, 1))
+(Zhou et al.; Shen et al.'s eq. 1), and the magnitude-aware sign's scale (Bi-Real Net).
+"""
 import larq as lq
 import numpy as np
 import pytest
@@ -72,3 +78,50 @@ def test_layer_serialization_round_trip(name):
     clone(x)
     clone.set_weights(layer.get_weights())
     np.testing.assert_allclose(clone(x).numpy(), y.numpy(), atol=1e-6)
+
+
+X = np.array([-1.5, -0.9, -0.4, 0.1, 0.45, 0.8, 1.3], np.float32)  # no point on a kink (0, +-1)
+W = np.array([[[[-1.4, 0.3], [0.6, -0.2]]], [[[0.9, -0.7], [0.05, 1.2]]]], np.float32)  # 2x1x2x2 kernel
+
+
+def _gradient(quantizer, values):
+    x = tf.constant(values)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = quantizer(x)
+    return tape.gradient(y, x).numpy()
+
+
+EXPECTED_INPUT_GRADIENTS = {
+    "ste": np.where(np.abs(X) <= 1, 1.0, 0.0),  # STE clipped to |x| <= 1
+    "bireal": np.where(np.abs(X) <= 1, 2 - 2 * np.abs(X), 0.0),  # ApproxSign
+    "dorefa": np.where((X >= 0) & (X <= 1), 1.0, 0.0),  # identity through round, zero outside the clip
+    "float": np.where(X > 0, 1.0, 0.0),  # ReLU
+}
+
+
+@pytest.mark.parametrize("preset", quantizers.list_presets())
+def test_input_quantizer_gradient_is_the_papers_formula(preset):
+    kwargs = quantizers.get(preset).layer_kwargs()
+    np.testing.assert_allclose(_gradient(kwargs["input_quantizer"], X), EXPECTED_INPUT_GRADIENTS[preset], atol=1e-6)
+
+
+def _expected_kernel_gradient(preset):
+    scale = np.mean(np.abs(W), axis=(0, 1, 2))  # per output channel
+    clipped = np.where(np.abs(W) <= 1, 1.0, 0.0)
+    return {
+        "ste": clipped,
+        "bireal": clipped * scale,  # the magnitude is a constant (stop_gradient) times the clipped STE
+        "dorefa": np.ones_like(W),  # sign(w) * E|w| with an identity pseudo-gradient, no clip
+        "float": np.ones_like(W),  # no kernel quantizer: the kernel itself
+    }[preset]
+
+
+@pytest.mark.parametrize("preset", quantizers.list_presets())
+def test_kernel_quantizer_gradient_is_the_papers_formula(preset):
+    quantizer = quantizers.get(preset).layer_kwargs()["kernel_quantizer"] or tf.identity
+    np.testing.assert_allclose(_gradient(quantizer, W), _expected_kernel_gradient(preset), rtol=1e-5, atol=1e-6)
+
+
+def test_every_preset_has_its_gradient_formulas():
+    assert set(EXPECTED_INPUT_GRADIENTS) == set(quantizers.list_presets())

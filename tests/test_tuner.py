@@ -92,14 +92,43 @@ def test_nan_and_unbuildable_candidates_fail_and_the_search_goes_on(dataset, tmp
 
 
 @pytest.mark.slow
-def test_flops_ceiling_is_checked_before_training(dataset, tmp_path):
+def test_flops_ceiling_is_checked_before_any_build_or_training(dataset, tmp_path, monkeypatch):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
-    reference = lqsearch.cost.profile(space.build(space.uniform(1), input_shape=dataset.input_shape, num_classes=10)).flops
-    tuner = _tuner(space, dataset, tmp_path, max_flops=reference, lam=None)
+    tuner = _tuner(space, dataset, tmp_path, lam=None, max_trials=6, population_size=3, num_crossovers=1,
+                   num_mutations=2)
+    reference = tuner.cost_of(space.uniform(1)).flops
+    tuner = _tuner(space, dataset, tmp_path, max_flops=reference, lam=None, max_trials=6, population_size=3,
+                   num_crossovers=1, num_mutations=2)
+    built, trained = [], []
+    real_build, real_fit = space.build, training.fit
+    monkeypatch.setattr(space, "build", lambda genome, **kwargs: built.append(space.genome(genome)) or
+                        real_build(genome, **kwargs))
+    monkeypatch.setattr(training, "fit", lambda model, *args, **kwargs: trained.append(model.count_params()) or
+                        real_fit(model, *args, **kwargs))
     tuner.search(verbose=0)
     completed = [r for r in tuner.trial_records() if r["status"] == "COMPLETED"]
-    assert completed and all(r["flops"] <= reference for r in completed)
-    assert all(r["fitness"] == r["accuracy"] for r in completed)
+    assert len(completed) == 6 and len(trained) == 6 and all(r["fitness"] == r["accuracy"] for r in completed)
+    assert [g for g in built if tuner.cost_of(g).flops > reference] == []  # never built, so never trained
+    # The oracle refused them before a trial existed: every trial it ever created is under the ceiling.
+    for trial in tuner.oracle.trials.values():
+        assert tuner.cost_of(space.genes.from_hyperparameters(trial.hyperparameters)).flops <= reference
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["scratch", "inherit"])
+def test_best_models_reproduce_the_recorded_accuracy(dataset, tmp_path, mode):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
+    evaluation = EvaluationConfig(mode=mode, epochs=1, widest_epochs=1, training=training.preset("cpu", steps_per_epoch=3))
+    tuner = _tuner(space, dataset, tmp_path, evaluation=evaluation, max_trials=3, population_size=3,
+                   num_crossovers=1, num_mutations=2)
+    tuner.search(verbose=0)
+    records = {r["trial_id"]: r for r in tuner.trial_records() if r["status"] == "COMPLETED"}
+    assert len(records) == 3 and all(1.0 < r["accuracy"] <= 100 for r in records.values())  # percent
+    if mode == "inherit":
+        assert tuner.preparation["what"] == "trains the widest network"
+    for trial, model in zip(tuner.oracle.get_best_trials(3), tuner.get_best_models(3)):
+        score = training.evaluate(model, dataset.search_val, num_classes=dataset.num_classes)["accuracy"]
+        assert score == pytest.approx(records[trial.trial_id]["accuracy"], abs=1e-6)
 
 
 def test_unsatisfiable_ceiling_is_refused_with_the_minimum(dataset, tmp_path):
