@@ -120,24 +120,14 @@ def test_out_dir_of_another_recipe_is_refused(tmp_path):
 
 
 def _run_until_killed(args, cwd, kills_after_lines):
-    process = subprocess.Popen([sys.executable, "-u", "-m", "lqsearch.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
-    seen = []
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            if " trial " in line:
-                seen.append(line)
-                if len(seen) >= kills_after_lines:
-                    process.send_signal(signal.SIGKILL)
-                    break
-    finally:
-        process.kill()
-        process.wait(timeout=60)
-    return seen
+    """Runs the CLI and SIGKILLs it once `kills_after_lines` trial lines were printed; returns those lines."""
+    count = []
+
+    def enough(line):
+        count.extend([line] if " trial " in line else [])
+        return len(count) >= kills_after_lines
+
+    return [line for line in _run_until(args, cwd, enough) if " trial " in line]
 
 
 def _trial_ids(lines):
