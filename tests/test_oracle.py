@@ -25,8 +25,15 @@ FAILED = trial_module.TrialStatus.FAILED
 STOPPED = trial_module.TrialStatus.STOPPED
 
 
+SCHEDULES = ["generational", "steady_state"]
+
+
 def make_oracle(directory, project="evolution", hyperparameters=None, **kwargs):
-    """An EvolutionaryOracle on the synthetic space, quiet, with a project dir."""
+    """An EvolutionaryOracle on the synthetic space, quiet, with a project dir.
+
+    Unless given, C and M split the population in halves (P = C + M, as the
+    generational schedule requires).
+    """
     settings = dict(
         objective=keras_tuner.Objective(problem.OBJECTIVE_NAME, "max"),
         max_trials=60,
@@ -36,6 +43,9 @@ def make_oracle(directory, project="evolution", hyperparameters=None, **kwargs):
         hyperparameters=hyperparameters or problem.synthetic_space(),
     )
     settings.update(kwargs)
+    population = settings["population_size"]
+    settings.setdefault("num_crossovers", population // 2)
+    settings.setdefault("num_mutations", population - settings["num_crossovers"])
     oracle = EvolutionaryOracle(**settings)
     oracle._set_project_dir(str(directory), project)
     oracle.verbose = 0
@@ -76,6 +86,9 @@ def assert_exactly_completed_without_duplicates(project_dir, max_trials, context
         ({"num_parents": 30, "population_size": 20}, "num_parents"),
         ({"num_crossovers": 0, "num_mutations": 0}, "num_mutations"),
         ({"num_parents": 1}, "two parents"),
+        ({"population_size": 20, "num_crossovers": 10, "num_mutations": 5},
+         r"set num_crossovers \+ num_mutations = population_size \(now 10 \+ 5 != 20\)"),
+        ({"schedule": "generation"}, "Did you mean 'generational'"),
         ({"mutation_rate": 1.5}, "mutation_rate"),
         ({"constraint": "flops < 1e9"}, "constraint"),
         ({"max_sampling_attempts": 0}, "max_sampling_attempts"),
@@ -222,7 +235,7 @@ def make_tuner(tmp_path, oracle, hypermodel=problem.declare_space, **kwargs):
 def test_unsatisfiable_constraint_stops_search_with_message(tmp_path):
     oracle = EvolutionaryOracle(
         objective=keras_tuner.Objective(problem.OBJECTIVE_NAME, "max"), max_trials=5,
-        population_size=4, num_parents=2, constraint=lambda values: False,
+        population_size=4, num_parents=2, num_crossovers=2, num_mutations=2, constraint=lambda values: False,
         max_sampling_attempts=200, seed=1,
     )
     tuner = make_tuner(tmp_path, oracle)
@@ -238,7 +251,7 @@ def test_exhausted_tiny_space_stops_after_every_genome_ran(tmp_path):
 
     oracle = EvolutionaryOracle(
         objective=keras_tuner.Objective(problem.OBJECTIVE_NAME, "max"), max_trials=10,
-        population_size=2, num_parents=2, seed=3,
+        population_size=2, num_parents=2, num_crossovers=1, num_mutations=1, seed=3,
     )
     tuner = make_tuner(tmp_path, oracle, hypermodel=tiny_space,
                        objective_fn=lambda values: float(values["x"]))
