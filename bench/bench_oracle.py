@@ -98,12 +98,16 @@ class MaternGP:
         self.alpha = alpha
 
     @staticmethod
-    def _kernel(a, b, scale):
-        r = np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1), 0.0)) * math.sqrt(5.0) / scale
+    def _distances(a, b):
+        return np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1), 0.0))
+
+    @staticmethod
+    def _matern(distances, scale):
+        r = distances * math.sqrt(5.0) / scale
         return (1.0 + r + r * r / 3.0) * np.exp(-r)
 
     def _factor(self, scale):
-        kernel = self._kernel(self.x, self.x, scale) + self.alpha * np.eye(len(self.x))
+        kernel = self._matern(self.distances, scale) + self.alpha * np.eye(len(self.x))
         return scipy.linalg.cho_factor(kernel, lower=True)
 
     def _neg_log_likelihood(self, log_scale):
@@ -116,6 +120,7 @@ class MaternGP:
 
     def fit(self, x, y):
         self.x = np.asarray(x, dtype=float)
+        self.distances = self._distances(self.x, self.x)
         y = np.asarray(y, dtype=float)
         self.y_mean, self.y_std = y.mean(), (y.std() or 1.0)
         self.y = (y - self.y_mean) / self.y_std
@@ -129,7 +134,7 @@ class MaternGP:
 
     def predict(self, x, return_std=False):
         x = np.atleast_2d(x)
-        k = self._kernel(x, self.x, self.scale)
+        k = self._matern(self._distances(x, self.x), self.scale)
         mean = k @ self.weights * self.y_std + self.y_mean
         if not return_std:
             return mean

@@ -150,14 +150,17 @@ class GenerationalSchedule:
 
     def summaries(self, lineage, trials):
         """One dict per generation: {"generation", "trials", "parents", "began_after_ended", "closed"}."""
-        numbers = sorted(set(lineage.generations()) | set(self.records))
-        empty = {"parents": None, "began_after_ended": None, "closed": None}
-        return [
-            {"generation": g, "trials": [t for t in lineage.members(g) if t in trials],
-             **{key: value for key, value in self.records.get(g, empty).items()},
-             "parents": list(self.records[g]["parents"]) if g in self.records else None}
-            for g in numbers
-        ]
+        summaries = []
+        for generation in sorted(set(lineage.generations()) | set(self.records)):
+            record = self.records.get(generation, {"parents": None, "began_after_ended": None, "closed": None})
+            summaries.append({
+                "generation": generation,
+                "trials": [t for t in lineage.members(generation) if t in trials],
+                "parents": None if record["parents"] is None else list(record["parents"]),
+                "began_after_ended": record["began_after_ended"],
+                "closed": record["closed"],
+            })
+        return summaries
 
     def get_state(self):
         records = {str(g): dict(r, parents=list(r["parents"])) for g, r in self.records.items()}

@@ -338,7 +338,7 @@ def neighbour_value(hp, value, rng):
     return value
 
 
-def scaled_step_value(hp, value, rng, fraction=STEP_FRACTION):
+def scaled_step_value(hp, value, rng, fraction=None):
     """Moves an `Int` or `Float` gene by a Gaussian step scaled to its range.
 
     The step is drawn in Keras Tuner's cumulative-probability coordinates
@@ -349,12 +349,14 @@ def scaled_step_value(hp, value, rng, fraction=STEP_FRACTION):
         hp: a Keras Tuner `Int` or `Float`.
         value: the current value.
         rng: a `random.Random` instance.
-        fraction: the standard deviation of the step, as a fraction of the range.
+        fraction: the standard deviation of the step, as a fraction of the range;
+            None for `STEP_FRACTION`.
 
     Returns:
         A valid value, different from `value` when `hp` has another value (a
         step too small to leave the value's bucket becomes a neighbour step).
     """
+    fraction = STEP_FRACTION if fraction is None else fraction
     candidate = _value_at(hp, hp.value_to_prob(value) + rng.gauss(0.0, fraction))
     if candidate != value and is_valid_value(hp, candidate):
         return candidate
@@ -377,19 +379,20 @@ def local_move(hp, value, rng):
     return scaled_step_value(hp, value, rng)
 
 
-def mutate_value(hp, value, rng, local_share=LOCAL_MOVE_SHARE):
+def mutate_value(hp, value, rng, local_share=None):
     """Mutates one gene: a local move for ordered genes (share `local_share`), else a redraw.
 
     Arguments:
         hp: a Keras Tuner `HyperParameter`.
         value: the current value.
         rng: a `random.Random` instance.
-        local_share: probability, for an ordered gene, of a local move
+        local_share: probability (None: `LOCAL_MOVE_SHARE`), for an ordered gene, of a local move
             instead of a uniform redraw.
 
     Returns:
         A plain value different from `value`, or `value` if `hp` cannot change.
     """
+    local_share = LOCAL_MOVE_SHARE if local_share is None else local_share
     if is_ordered(hp) and rng.random() < local_share:
         moved = local_move(hp, value, rng)
         if moved != value:
@@ -397,7 +400,7 @@ def mutate_value(hp, value, rng, local_share=LOCAL_MOVE_SHARE):
     return sample_different_value(hp, value, rng)
 
 
-def mutate(space, parent, rng, mutation_rate, local_share=LOCAL_MOVE_SHARE):
+def mutate(space, parent, rng, mutation_rate, local_share=None):
     """Mutates genes of a genome; at least one gene changes when possible.
 
     Each active, mutable gene mutates (`mutate_value`) with probability
@@ -441,7 +444,7 @@ def crossover_child(space, parent_a, parent_b, rng):
     return assemble(space, uniform_crossover(parent_a, parent_b, rng), rng)
 
 
-def mutant_child(space, parent, rng, mutation_rate, local_share=LOCAL_MOVE_SHARE):
+def mutant_child(space, parent, rng, mutation_rate, local_share=None):
     """A valid child genome: `mutate` one parent, then `assemble`.
 
     Arguments:
