@@ -33,7 +33,8 @@ run never did within the budget), and the ratio of the median gap to random
 search's (lower is better; 1 - ratio is the share of random search's gap
 that the method closes).
 
-Run (a few minutes on 2 CPU cores; trial files go to a RAM disk when there is one):
+Run (about 6 minutes on 2 shared CPU cores, 3.5 of them Bayesian optimization on (a);
+trial files go to a RAM disk when there is one):
 
     python bench/bench_oracle.py [--seeds 5] [--only ratios|smooth4]
 """
