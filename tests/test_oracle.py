@@ -25,8 +25,15 @@ FAILED = trial_module.TrialStatus.FAILED
 STOPPED = trial_module.TrialStatus.STOPPED
 
 
+SCHEDULES = ["generational", "steady_state"]
+
+
 def make_oracle(directory, project="evolution", hyperparameters=None, **kwargs):
-    """An EvolutionaryOracle on the synthetic space, quiet, with a project dir."""
+    """An EvolutionaryOracle on the synthetic space, quiet, with a project dir.
+
+    Unless given, C and M split the population in halves (P = C + M, as the
+    generational schedule requires).
+    """
     settings = dict(
         objective=keras_tuner.Objective(problem.OBJECTIVE_NAME, "max"),
         max_trials=60,
@@ -36,6 +43,9 @@ def make_oracle(directory, project="evolution", hyperparameters=None, **kwargs):
         hyperparameters=hyperparameters or problem.synthetic_space(),
     )
     settings.update(kwargs)
+    population = settings["population_size"]
+    settings.setdefault("num_crossovers", population // 2)
+    settings.setdefault("num_mutations", population - settings["num_crossovers"])
     oracle = EvolutionaryOracle(**settings)
     oracle._set_project_dir(str(directory), project)
     oracle.verbose = 0
@@ -65,6 +75,34 @@ def assert_exactly_completed_without_duplicates(project_dir, max_trials, context
     assert len(set(hashes)) == len(hashes), f"a genome was completed twice {context}"
 
 
+def assert_generations_are_whole(project_dir, schedule, population, crossovers, mutations):
+    """Reads oracle.json: every trial has a lineage, and generational generations are whole.
+
+    For "generational", each generation g >= 1 holds C crossover and M
+    mutation COMPLETED children (failed ones were replaced) whose parents had
+    all ended before g began.
+    """
+    state = json.loads((project_dir / "oracle.json").read_text())
+    statuses = {s["trial_id"]: s["status"] for s in read_trial_files(project_dir)}
+    lineage = state["evolution"]["lineage"]
+    assert set(lineage) == set(statuses)
+    if schedule != "generational":
+        return
+    records = state["evolution"]["generations"]["records"]
+    for generation, record in records.items():
+        members = [t for t, birth in lineage.items() if birth["generation"] == int(generation)]
+        completed = [t for t in members if statuses[t] == COMPLETED]
+        origins = sorted(lineage[t]["origin"] for t in completed)
+        ended_before = state["end_order"][: record["began_after_ended"]]
+        assert not set(members) & set(ended_before)
+        for trial_id in members:
+            assert set(lineage[trial_id]["parents"]) <= set(record["parents"]) <= set(ended_before)
+        if record["closed"] and int(generation) > 0:
+            assert origins == ["crossover"] * crossovers + ["mutation"] * mutations, (generation, origins)
+        elif record["closed"]:
+            assert origins == ["random"] * population
+
+
 # --------------------------------------------------------------- validation
 
 
@@ -76,6 +114,9 @@ def assert_exactly_completed_without_duplicates(project_dir, max_trials, context
         ({"num_parents": 30, "population_size": 20}, "num_parents"),
         ({"num_crossovers": 0, "num_mutations": 0}, "num_mutations"),
         ({"num_parents": 1}, "two parents"),
+        ({"population_size": 20, "num_crossovers": 10, "num_mutations": 5},
+         r"set num_crossovers \+ num_mutations = population_size \(now 10 \+ 5 != 20\)"),
+        ({"schedule": "generation"}, "Did you mean 'generational'"),
         ({"mutation_rate": 1.5}, "mutation_rate"),
         ({"constraint": "flops < 1e9"}, "constraint"),
         ({"max_sampling_attempts": 0}, "max_sampling_attempts"),
@@ -222,7 +263,7 @@ def make_tuner(tmp_path, oracle, hypermodel=problem.declare_space, **kwargs):
 def test_unsatisfiable_constraint_stops_search_with_message(tmp_path):
     oracle = EvolutionaryOracle(
         objective=keras_tuner.Objective(problem.OBJECTIVE_NAME, "max"), max_trials=5,
-        population_size=4, num_parents=2, constraint=lambda values: False,
+        population_size=4, num_parents=2, num_crossovers=2, num_mutations=2, constraint=lambda values: False,
         max_sampling_attempts=200, seed=1,
     )
     tuner = make_tuner(tmp_path, oracle)
@@ -238,7 +279,7 @@ def test_exhausted_tiny_space_stops_after_every_genome_ran(tmp_path):
 
     oracle = EvolutionaryOracle(
         objective=keras_tuner.Objective(problem.OBJECTIVE_NAME, "max"), max_trials=10,
-        population_size=2, num_parents=2, seed=3,
+        population_size=2, num_parents=2, num_crossovers=1, num_mutations=1, seed=3,
     )
     tuner = make_tuner(tmp_path, oracle, hypermodel=tiny_space,
                        objective_fn=lambda values: float(values["x"]))
@@ -311,19 +352,20 @@ def _interrupt_after_end_trial(oracle, oracle_json):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize(
     "interrupt",
     [_interrupt_after_trial_file, _interrupt_during_run, _interrupt_after_end_trial],
 )
-def test_interrupted_at_a_critical_moment_resume_completes_exactly(tmp_path, interrupt):
+def test_interrupted_at_a_critical_moment_resume_completes_exactly(tmp_path, interrupt, schedule):
     max_trials = 16
-    oracle = make_oracle(tmp_path, max_trials=max_trials, population_size=4, num_parents=2)
+    oracle = make_oracle(tmp_path, max_trials=max_trials, population_size=4, num_parents=2, schedule=schedule)
     problem.drive_oracle(oracle, problem.synthetic_fitness, 6)
     interrupt(oracle, tmp_path / "evolution" / "oracle.json")
     completed_before = {t.trial_id: t.score for t in oracle.trials.values()
                         if t.status == COMPLETED}
 
-    resumed = make_oracle(tmp_path, max_trials=max_trials, population_size=4, num_parents=2)
+    resumed = make_oracle(tmp_path, max_trials=max_trials, population_size=4, num_parents=2, schedule=schedule)
     resumed.reload()
     problem.drive_oracle(resumed, problem.synthetic_fitness, 3 * max_trials)
     assert_exactly_completed_without_duplicates(tmp_path / "evolution", max_trials)
@@ -358,7 +400,8 @@ def _wait_for_trials(process, project_dir, count, timeout=90.0):
 
 
 @pytest.mark.slow
-def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path):
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedule):
     max_trials = 30
     project_dir = tmp_path / "synthetic"
     log_path = tmp_path / "search.log"
@@ -367,7 +410,7 @@ def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path):
     processes = []
     try:
         for _ in range(2):
-            process = _start_search(tmp_path, log_path, max_trials, extra_args=["--sleep", "0.08"])
+            process = _start_search(tmp_path, log_path, max_trials, extra_args=["--sleep", "0.08", "--schedule", schedule])
             processes.append(process)
             # Two more trial files: one trial ended since start, so the tuner
             # state exists and the restart must be a resume.
@@ -376,7 +419,7 @@ def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path):
             time.sleep(delays[-1])
             process.kill()
             process.wait(timeout=30)
-        final = _start_search(tmp_path, log_path, max_trials, extra_args=["--sleep", "0.08"])
+        final = _start_search(tmp_path, log_path, max_trials, extra_args=["--sleep", "0.08", "--schedule", schedule])
         processes.append(final)
         assert final.wait(timeout=150) == 0, log_path.read_text()[-3000:]
     finally:
@@ -387,6 +430,7 @@ def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path):
     log = log_path.read_text()
     assert log.count("Reloading Tuner") == 2, (delays, log[-3000:])
     assert_exactly_completed_without_duplicates(project_dir, max_trials, f"delays={delays}")
+    assert_generations_are_whole(project_dir, schedule, population=8, crossovers=4, mutations=4)
 
 
 # ---------------------------------------------------- 8. distributed
@@ -399,7 +443,8 @@ def _free_port():
 
 
 @pytest.mark.slow
-def test_distributed_chief_and_two_workers_share_one_search(tmp_path):
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_distributed_chief_and_two_workers_share_one_search(tmp_path, schedule):
     max_trials = 12
     port = str(_free_port())
     processes = {}
@@ -409,8 +454,8 @@ def test_distributed_chief_and_two_workers_share_one_search(tmp_path):
                    "KERASTUNER_ORACLE_PORT": port}
             processes[tuner_id] = _start_search(
                 tmp_path, tmp_path / f"{tuner_id}.log", max_trials, env,
-                ["--sleep", "0.25", "--population-size", "4", "--num-parents", "2",
-                 "--barrier", "2"],
+                ["--sleep", "0.25", "--population-size", "4", "--num-parents", "2", "--num-crossovers", "2",
+                 "--num-mutations", "2", "--schedule", schedule, "--barrier", "2"],
             )
         for tuner_id in ("tuner0", "tuner1", "chief"):
             code = processes[tuner_id].wait(timeout=150)
@@ -421,6 +466,7 @@ def test_distributed_chief_and_two_workers_share_one_search(tmp_path):
                 process.kill()
                 process.wait(timeout=30)
     assert_exactly_completed_without_duplicates(tmp_path / "synthetic", max_trials)
+    assert_generations_are_whole(tmp_path / "synthetic", schedule, population=4, crossovers=2, mutations=2)
     for tuner_id in ("tuner0", "tuner1"):
         ran = (tmp_path / f"ran_{tuner_id}.log").read_text().split()
         assert ran, f"{tuner_id} ran no trial"

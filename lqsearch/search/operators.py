@@ -7,6 +7,16 @@ oracle (`oracle.hyperparameters.space`). Keras Tuner registers a parent before
 the hyperparameters of its conditional scopes, so walking the space in order
 settles every parent before its children are tested for activity.
 
+Mutation knows order. A gene picked for mutation is ordered when it is an
+`Int`, a `Float`, or a `Choice` of numbers declared ordered (Keras Tuner's
+default for numeric choices; lqsearch's genes are `hp.Choice(..., ordered=True)`).
+An ordered gene moves locally with probability `LOCAL_MOVE_SHARE`: a Choice
+to a neighbouring value, an Int or Float by a Gaussian step of
+`STEP_FRACTION` of its range, taken in Keras Tuner's cumulative-probability
+coordinates (`value_to_prob`/`prob_to_value`) so log sampling and steps are
+respected; otherwise, and for categorical genes (strings, Boolean), the gene
+is redrawn uniformly among its other values.
+
 Every operator draws its randomness from the `random.Random` instance it is
 given, so a seeded caller gets a reproducible stream. Nothing here touches an
 oracle, a file or global state.
@@ -23,6 +33,17 @@ from keras_tuner.engine import hyperparameters as kt_hps
 # numerical hyperparameter with very few distinct values.
 _MAX_REDRAWS = 32
 _PLAIN_TYPES = frozenset([bool, int, float, str, type(None)])
+# Share of the mutations of an ordered gene that move locally (neighbour value
+# or scaled step) instead of redrawing the gene uniformly.
+LOCAL_MOVE_SHARE = 0.5
+# Standard deviation of the Gaussian step of Int and Float genes, as a
+# fraction of their range in cumulative-probability coordinates.
+STEP_FRACTION = 0.1
+# Largest cumulative probability handed to `prob_to_value`: an Int without a
+# step maps 1.0 itself past `max_value`.
+_BELOW_ONE = 1.0 - 1e-12
+# Halvings of the probe used by `neighbour_value` on Int and Float genes.
+_NEIGHBOUR_PROBES = 48
 
 
 def to_plain(value):
@@ -255,18 +276,142 @@ def uniform_crossover(parent_a, parent_b, rng):
     return child
 
 
-def mutate(space, parent, rng, mutation_rate):
-    """Resamples genes of a genome; at least one gene changes when possible.
+def is_ordered(hp):
+    """Tells whether the values of a hyperparameter have a meaningful order.
 
-    Each active, mutable gene is resampled to a different value with
-    probability `mutation_rate`. If none was picked, one mutable gene is
-    picked uniformly.
+    Arguments:
+        hp: a Keras Tuner `HyperParameter`.
+
+    Returns:
+        `True` for `Int`, `Float`, and a `Choice` of numbers (not booleans)
+        with `ordered=True`; `False` for strings, `Boolean` and `Fixed`.
+    """
+    if isinstance(hp, (kt_hps.Int, kt_hps.Float)):
+        return True
+    if isinstance(hp, kt_hps.Choice) and not isinstance(hp, kt_hps.Boolean):
+        numeric = all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in hp.values)
+        return bool(hp.ordered) and numeric
+    return False
+
+
+def _value_at(hp, prob):
+    """The value of a numerical `hp` at cumulative probability `prob` (clipped to [0, 1])."""
+    prob = min(max(prob, 0.0), 1.0)
+    if prob >= 1.0 and isinstance(hp, kt_hps.Float) and hp.step is None:
+        return float(hp.max_value)
+    return to_plain(hp.prob_to_value(min(prob, _BELOW_ONE)))
+
+
+def neighbour_value(hp, value, rng):
+    """Moves an ordered gene one value up or down (the only way at an edge).
+
+    Arguments:
+        hp: an ordered Keras Tuner `HyperParameter` (see `is_ordered`).
+        value: the current value.
+        rng: a `random.Random` instance.
+
+    Returns:
+        For a `Choice`, the next smaller or larger of its values; for an `Int`
+        or a stepped `Float`, the next value of its grid (log sampling
+        respected); for a `Float` without step, the closest value Keras Tuner
+        distinguishes. `value` itself if `hp` has a single value.
+    """
+    if isinstance(hp, kt_hps.Choice):
+        ladder = sorted({to_plain(v) for v in hp.values})
+        position = ladder.index(value) if value in ladder else min(
+            range(len(ladder)), key=lambda i: abs(ladder[i] - value))
+        candidates = [ladder[i] for i in (position - 1, position + 1) if 0 <= i < len(ladder)]
+        candidates = [c for c in candidates if c != value] or [value]
+        choice = rng.choice(candidates)
+        return next(to_plain(v) for v in hp.values if v == choice)
+    directions = [1.0, -1.0] if rng.random() < 0.5 else [-1.0, 1.0]
+    base = hp.value_to_prob(value)
+    for direction in directions:
+        probe = 1e-9
+        for _ in range(_NEIGHBOUR_PROBES):
+            candidate = _value_at(hp, base + direction * probe)
+            if candidate != value and is_valid_value(hp, candidate):
+                return candidate
+            if not 0.0 <= base + direction * probe <= 1.0:
+                break
+            probe *= 2.0
+    return value
+
+
+def scaled_step_value(hp, value, rng, fraction=None):
+    """Moves an `Int` or `Float` gene by a Gaussian step scaled to its range.
+
+    The step is drawn in Keras Tuner's cumulative-probability coordinates
+    (`hp.value_to_prob`, `hp.prob_to_value`), so a log-sampled gene moves by
+    a factor and a stepped one stays on its grid; it is clipped at the range.
+
+    Arguments:
+        hp: a Keras Tuner `Int` or `Float`.
+        value: the current value.
+        rng: a `random.Random` instance.
+        fraction: the standard deviation of the step, as a fraction of the range;
+            None for `STEP_FRACTION`.
+
+    Returns:
+        A valid value, different from `value` when `hp` has another value (a
+        step too small to leave the value's bucket becomes a neighbour step).
+    """
+    fraction = STEP_FRACTION if fraction is None else fraction
+    candidate = _value_at(hp, hp.value_to_prob(value) + rng.gauss(0.0, fraction))
+    if candidate != value and is_valid_value(hp, candidate):
+        return candidate
+    return neighbour_value(hp, value, rng)
+
+
+def local_move(hp, value, rng):
+    """A small move of an ordered gene: a neighbour for a Choice, a scaled step otherwise.
+
+    Arguments:
+        hp: an ordered Keras Tuner `HyperParameter` (see `is_ordered`).
+        value: the current value.
+        rng: a `random.Random` instance.
+
+    Returns:
+        A valid value for `hp`.
+    """
+    if isinstance(hp, kt_hps.Choice):
+        return neighbour_value(hp, value, rng)
+    return scaled_step_value(hp, value, rng)
+
+
+def mutate_value(hp, value, rng, local_share=None):
+    """Mutates one gene: a local move for ordered genes (share `local_share`), else a redraw.
+
+    Arguments:
+        hp: a Keras Tuner `HyperParameter`.
+        value: the current value.
+        rng: a `random.Random` instance.
+        local_share: probability (None: `LOCAL_MOVE_SHARE`), for an ordered gene, of a local move
+            instead of a uniform redraw.
+
+    Returns:
+        A plain value different from `value`, or `value` if `hp` cannot change.
+    """
+    local_share = LOCAL_MOVE_SHARE if local_share is None else local_share
+    if is_ordered(hp) and rng.random() < local_share:
+        moved = local_move(hp, value, rng)
+        if moved != value:
+            return moved
+    return sample_different_value(hp, value, rng)
+
+
+def mutate(space, parent, rng, mutation_rate, local_share=None):
+    """Mutates genes of a genome; at least one gene changes when possible.
+
+    Each active, mutable gene mutates (`mutate_value`) with probability
+    `mutation_rate`. If none was picked, one mutable gene is picked uniformly.
 
     Arguments:
         space: ordered list of Keras Tuner `HyperParameter`s.
         parent: values dict of the parent.
         rng: a `random.Random` instance.
         mutation_rate: per-gene probability in [0, 1].
+        local_share: see `mutate_value`.
 
     Returns:
         A proposal (pass it through `assemble`). It equals `parent` only if
@@ -281,32 +426,35 @@ def mutate(space, parent, rng, mutation_rate):
     if not chosen:
         chosen = [rng.choice(mutable)]
     for name in chosen:
-        child[name] = sample_different_value(active[name], parent[name], rng)
+        child[name] = mutate_value(active[name], parent[name], rng, local_share)
     return child
 
 
-def breed(space, parents, rng, crossover_probability, mutation_rate):
-    """Makes one child genome from a list of parent genomes.
+def crossover_child(space, parent_a, parent_b, rng):
+    """A valid child genome: uniform crossover of two parents, then `assemble`.
 
     Arguments:
         space: ordered list of Keras Tuner `HyperParameter`s.
-        parents: non-empty list of parent values dicts (the top-K).
+        parent_a, parent_b: the parents' values dicts.
         rng: a `random.Random` instance.
-        crossover_probability: probability of a crossover child (needs two
-            parents); otherwise the child is a mutant of one parent.
-        mutation_rate: per-gene mutation probability.
 
     Returns:
         A valid values dict for `space`.
-
-    Raises:
-        ValueError: if `parents` is empty.
     """
-    if not parents:
-        raise ValueError("breed() needs at least one parent genome; got none.")
-    if len(parents) >= 2 and rng.random() < crossover_probability:
-        parent_a, parent_b = rng.sample(parents, 2)
-        proposal = uniform_crossover(parent_a, parent_b, rng)
-    else:
-        proposal = mutate(space, rng.choice(parents), rng, mutation_rate)
-    return assemble(space, proposal, rng)
+    return assemble(space, uniform_crossover(parent_a, parent_b, rng), rng)
+
+
+def mutant_child(space, parent, rng, mutation_rate, local_share=None):
+    """A valid child genome: `mutate` one parent, then `assemble`.
+
+    Arguments:
+        space: ordered list of Keras Tuner `HyperParameter`s.
+        parent: the parent's values dict.
+        rng: a `random.Random` instance.
+        mutation_rate: per-gene mutation probability.
+        local_share: see `mutate_value`.
+
+    Returns:
+        A valid values dict for `space`.
+    """
+    return assemble(space, mutate(space, parent, rng, mutation_rate, local_share), rng)

@@ -1,41 +1,28 @@
 """`EvolutionaryOracle`: evolutionary search on any Keras Tuner search space.
 
-The loop is Algorithm 1 of "Binarizing MobileNet via Evolution-based
-Searching", run steady-state so that parallel workers never wait:
+Algorithm 1 of Phan et al. on the schedule of `generations` ("generational":
+whole generations of C crossover and M mutation children of the top-K, behind
+a barrier where workers back off, see `barrier`; or "steady_state"), with the
+genetic `operators`; every trial records its `lineage`. A genome is never
+proposed twice; the optional `constraint(values) -> bool` is checked before a
+trial exists; after `max_sampling_attempts` draws without a new valid genome
+the search stops and `stop_reason` says why (`stops`). `max_trials` counts
+COMPLETED trials ("50 generations of 32" is `population_size=32,
+max_trials=1600`); the search also stops after `max_trials` failures or
+`max_consecutive_failed_trials` in a row.
 
-1. The first `population_size` trials are uniformly random genomes.
-2. Each later trial is bred from the COMPLETED trials. The top `num_parents`
-   by objective (direction respected) are the parents (fewer if fewer are
-   completed; random sampling if none is). With probability
-   `num_crossovers / (num_crossovers + num_mutations)` the child is a
-   gene-wise uniform crossover of two parents, otherwise a mutant of one
-   (each active gene resampled with probability `mutation_rate`, at least
-   one gene changed).
-3. The child's active hyperparameters are then derived again from its values
-   (`HyperParameters.is_active`), so conditional scopes stay consistent:
-   inactive genes are dropped, newly active ones get random values.
-4. A genome is never proposed twice (hashes of every trial ever created,
-   failed ones included); the optional `constraint(values) -> bool` is
-   checked before a trial exists. After `max_sampling_attempts` draws (first
-   half bred, second half random) without a new valid genome, the search
-   stops and `stop_reason` says why.
+Resume: a run killed at any moment and restarted with `overwrite=False` ends
+with exactly `max_trials` completed trials, none completed twice, lineage and
+generation in progress kept. `oracle.json` (holding the new lineage) is
+written before a new trial file and again after, both atomically; on reload
+the trial files decide what is finished (`project_files`). Hooks that hold
+the oracle lock never raise (that would leak the lock).
 
-Trial `i` belongs to generation `i // population_size` (`generation_of`);
-"50 generations of 32" is `population_size=32, max_trials=1600`.
-`max_trials` counts COMPLETED trials: failed ones (exception, NaN objective)
-keep their reason in `trial.message` and do not use the budget, but the
-search stops after `max_trials` failures or `max_consecutive_failed_trials`
-in a row.
-
-Resume: a run killed at any moment and restarted with `overwrite=False`
-ends with exactly `max_trials` completed trials, none completed twice.
-Trial files and `oracle.json` are written atomically; on reload the trial
-files decide what is finished (a finished trial still listed as running is
-not re-run; a created trial missing from `oracle.json` is re-queued), and an
-empty `<tuner_id>.json` (Keras Tuner writes it non-atomically) is reset to
-`{}`, the state of every Keras Tuner `Tuner`. Hooks that hold the oracle lock
-never raise (that would leak the lock): errors become failed trials or a
-STOPPED answer.
+References:
+    - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
+      Evolution-based Searching. CVPR 2020, arXiv:2005.06305 (Algorithm 1).
+    - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural
+      Architectures. ICCV Workshops 2019, arXiv:1909.07378.
 """
 import logging
 import math
@@ -48,7 +35,9 @@ from keras_tuner.engine import trial as trial_module
 
 from lqsearch import io
 from lqsearch.checks import check_int
-from lqsearch.search import operators, project_files
+from lqsearch.search import generations, operators, project_files, stops
+from lqsearch.search.barrier import WorkerBarrier
+from lqsearch.search.lineage import Lineage
 from lqsearch.search.settings import EvolutionSettings
 
 __all__ = ["EvolutionaryOracle"]
@@ -56,7 +45,7 @@ __all__ = ["EvolutionaryOracle"]
 logger = logging.getLogger(__name__)
 
 _STATUS = trial_module.TrialStatus
-_PENDING_STATUSES = (_STATUS.RUNNING, _STATUS.INVALID, _STATUS.IDLE)
+_PENDING_STATUSES = generations.PENDING_STATUSES
 
 
 class EvolutionaryOracle(keras_tuner.Oracle):
@@ -66,18 +55,23 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         objective: as for any Keras Tuner oracle: a metric name, a
             `keras_tuner.Objective`, or a list (Keras Tuner sums a list).
         max_trials: number of COMPLETED trials to reach, an int >= 1.
-        population_size: size of the random first population and of one
-            generation, an int >= 1.
+        population_size: P, the size of the random first population and of
+            one generation, an int >= 1.
         num_parents: K, how many of the best completed trials breed, an int
-            in [1, population_size] (>= 2 when `num_crossovers > 0`).
-        num_crossovers: C, relative weight of crossover children, int >= 0.
-        num_mutations: M, relative weight of mutant children, int >= 0;
-            C + M must be > 0.
+            in [1, population_size] (>= 2 when `num_crossovers > 0`). With
+            "generational", the top-K of ALL trials completed before the
+            generation began (see `generations` for why).
+        num_crossovers: C, crossover children per generation
+            ("generational") or their relative weight ("steady_state").
+        num_mutations: M, mutation children per generation or their
+            relative weight; C + M > 0, and C + M = P for "generational".
         mutation_rate: per-gene mutation probability, a float in [0, 1].
-        constraint: optional callable `values dict -> bool`; genomes for which
-            it is false are never run (e.g. a FLOPs ceiling).
         max_sampling_attempts: draws allowed to find one new valid genome
             before the search stops, an int >= 1.
+        schedule: "generational" (Algorithm 1, whole generations behind a
+            barrier) or "steady_state" (asynchronous, never waits).
+        constraint: optional callable `values dict -> bool`; genomes for which
+            it is false are never run (e.g. a FLOPs ceiling).
         hyperparameters, allow_new_entries, tune_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: as in
             `keras_tuner.Oracle`, except that consecutive failures stop the
@@ -86,6 +80,7 @@ class EvolutionaryOracle(keras_tuner.Oracle):
             genomes. None draws one (kept in the state).
 
     Attributes:
+        settings: the `EvolutionSettings`.
         stop_reason: None, or why the last STOPPED answer was given (done,
             exhausted space, unsatisfiable constraint, failures).
     Raises:
@@ -101,6 +96,7 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         num_mutations=EvolutionSettings.num_mutations,
         mutation_rate=EvolutionSettings.mutation_rate,
         max_sampling_attempts=EvolutionSettings.max_sampling_attempts,
+        schedule=EvolutionSettings.schedule,
         constraint=None, hyperparameters=None, allow_new_entries=True,
         tune_new_entries=True, seed=None, max_retries_per_trial=0,
         max_consecutive_failed_trials=3,
@@ -109,6 +105,7 @@ class EvolutionaryOracle(keras_tuner.Oracle):
             self.settings = EvolutionSettings(
                 population_size=population_size, num_parents=num_parents, num_crossovers=num_crossovers,
                 num_mutations=num_mutations, mutation_rate=mutation_rate, max_sampling_attempts=max_sampling_attempts,
+                schedule=schedule,
             )
             check_int("max_trials", max_trials, minimum=1)
             check_int("max_retries_per_trial", max_retries_per_trial, minimum=0)
@@ -134,74 +131,123 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         self.stop_reason = None
         self._rng = random.Random(self.seed)
         self._genome_hashes = set()
-        self._generations = {}
+        self._lineage = Lineage()
+        self._schedule = generations.make_schedule(self.settings)
         self._failure_stop_message = None
         self._pending_messages = {}
+        self._barrier = WorkerBarrier()
+        self._defer_saves = False
 
-    def generation_of(self, trial_id):
-        """Returns the generation of a trial: its index // population_size.
+    # -- lineage and progress ------------------------------------------------
+    def lineage(self, trial_id):
+        """Returns how a trial was made.
 
         Arguments:
             trial_id: a trial id of this oracle.
         Returns:
-            An int >= 0; 0 is the random first population.
+            `{"generation": int, "origin": str, "parents": [trial id, ...]}`;
+            origin is "random", "crossover" or "mutation" ("unknown" for a
+            trial of a project written before lineage was recorded).
         Raises:
             ValueError: if the trial id is unknown.
         """
-        if trial_id in self._generations:
-            return self._generations[trial_id]
-        if trial_id in self.trials:
-            return self._trial_index(trial_id) // self.settings.population_size
-        raise ValueError(
-            f"EvolutionaryOracle.generation_of: unknown trial id {trial_id!r}. "
-            "Pass one of the ids in `oracle.trials`."
-        )
+        return self._lineage.of(self._known(trial_id, "lineage"))
+
+    def generation_of(self, trial_id):
+        """Returns the generation of a trial (its lineage generation, an int >= 0; 0 is random).
+
+        A replacement of a failed child keeps the generation of the child it
+        replaces, so failed trials do not shift the labels.
+
+        Raises:
+            ValueError: if the trial id is unknown.
+        """
+        return self._lineage.generation(self._known(trial_id, "generation_of"))
+
+    def generations(self):
+        """Returns one summary per generation, oldest first.
+
+        Returns:
+            A list of dicts `{"generation", "trials", "parents",
+            "began_after_ended", "closed"}`: the trial ids of the generation;
+            for "generational", the top-K parent ids it was bred from, how
+            many trials had ended (`len(end_order)`) when it began, and None
+            while it is open or why it closed; these three are None for
+            "steady_state".
+        """
+        return self._schedule.summaries(self._lineage, self.trials)
+
+    def waiting_reason(self, tuner_id=None):
+        """Returns why a worker waits at the generation barrier, or None.
+
+        Arguments:
+            tuner_id: the worker's tuner id; None for any waiting worker.
+        Returns:
+            A sentence such as "waiting for generation 3 to end before
+            generation 4 is bred: 2 trial(s) running (31, 33)", or None.
+        """
+        return self._barrier.reason(tuner_id)
 
     def remaining_trials(self):
         """Returns how many more trials may still be created (>= 0)."""
         completed, pending, _ = self._count_trials()
         return max(0, self.max_trials - completed - pending)
 
+    # -- Keras Tuner hooks ---------------------------------------------------
     def populate_space(self, trial_id):
         """Proposes a new, never-tried genome that satisfies the constraint.
 
         Arguments:
             trial_id: id of the trial to be created.
         Returns:
-            `{"status": RUNNING, "values": dict}`, or
-            `{"status": STOPPED, "values": None}` when no new valid genome was
-            found in `max_sampling_attempts` draws (`stop_reason` says why).
+            `{"status": RUNNING, "values": dict}` (its lineage recorded);
+            `{"status": IDLE, "values": None, "reason": str}` when the
+            generation barrier holds; or `{"status": STOPPED, "values": None}`
+            when no new valid genome was found in `max_sampling_attempts`
+            draws (`stop_reason` says why).
         Raises:
             ValueError: if the constraint raises (`create_trial` turns this
                 into a STOPPED answer with the message).
         """
-        index = self._trial_index(trial_id)
-        parents = self._parent_genomes() if index >= self.settings.population_size else []
-        space = self.hyperparameters.space
-        crossover_probability = self.settings.num_crossovers / (self.settings.num_crossovers + self.settings.num_mutations)
+        statuses = {t: trial.status for t, trial in self.trials.items()}
+        plan = self._schedule.plan(statuses, self._lineage, self._top_k_ids, len(self.end_order), self._rng)
+        if plan.wait:
+            return {"status": _STATUS.IDLE, "values": None, "reason": plan.wait}
         rejected = {"duplicate": 0, "constraint": 0}
+        parent_values = {p: operators.plain_values(self.trials[p].hyperparameters.values)
+                         for p in plan.parents if p in self.trials}
         for attempt in range(self.settings.max_sampling_attempts):
-            if parents and attempt < max(1, self.settings.max_sampling_attempts // 2):
-                values = operators.breed(
-                    space, parents, self._rng, crossover_probability, self.settings.mutation_rate
-                )
-            else:
-                values = operators.random_genome(space, self._rng)
+            bred = attempt < max(1, self.settings.max_sampling_attempts // 2)
+            origin, parents, values = generations.breed(plan, parent_values, self.hyperparameters.space,
+                                                        self._rng, self.settings.mutation_rate, bred)
             reason = self._rejection_reason(values)
             if reason is None:
                 self._genome_hashes.add(operators.values_hash(values))
-                self._generations[trial_id] = index // self.settings.population_size
+                self._lineage.record(trial_id, plan.generation, origin, parents, plan.slot)
                 return {"status": _STATUS.RUNNING, "values": values}
             rejected[reason] += 1
-        self._set_stop_reason(self._exhaustion_message(rejected), logging.WARNING)
+        message = stops.exhaustion_message(not self.hyperparameters.space, self.settings.max_sampling_attempts,
+                                           rejected, self.constraint is not None)
+        self._set_stop_reason(message, logging.WARNING)
         return {"status": _STATUS.STOPPED, "values": None}
 
-    @keras_tuner.synchronized
     def create_trial(self, tuner_id):
-        """Creates the next trial for `tuner_id` (see `keras_tuner.Oracle`).
+        """Creates the next trial for `tuner_id` (see `keras_tuner.Oracle`); never raises.
 
-        The budget counts completed trials; never raises.
+        The budget counts completed trials. The decision is taken under the
+        oracle lock (`_create_trial_locked`); an IDLE answer (the worker must
+        wait for the generation barrier) then waits OUTSIDE the lock, with an
+        exponential back-off (0.05 s doubling to 1 s, cut short when a trial
+        ends), so Keras Tuner's search loop, which asks again at once, does
+        not busy-poll and other workers can end their trials meanwhile.
         """
+        trial = self._create_trial_locked(tuner_id)
+        if trial.status == _STATUS.IDLE:
+            self._barrier.back_off(tuner_id)
+        return trial
+
+    @keras_tuner.synchronized
+    def _create_trial_locked(self, tuner_id):
         try:
             return self._create_trial(tuner_id)
         except Exception as error:  # pylint: disable=broad-except
@@ -229,13 +275,17 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         A failed trial keeps its reason in `trial.message` (a NaN or missing
         objective gets an explicit one). The state is saved again once the
         trial has left `ongoing_trials`, so `oracle.json` stops listing it.
+        Workers waiting at the generation barrier are woken up.
         """
+        self._defer_saves = True  # Keras Tuner saves before the trial leaves ongoing_trials; once is enough
         try:
             super().end_trial(trial)
             self._explain_failure(trial.trial_id)
         except Exception as error:  # pylint: disable=broad-except
             self._fail_after_error(trial.trial_id, error)
+        self._defer_saves = False
         self._save_quietly()
+        self._barrier.trial_ended()
 
     def score_trial(self, trial):
         """Scores a trial; a missing objective scores NaN, so the trial fails."""
@@ -252,68 +302,77 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         fixed can go on.
         """
         limit = self.max_consecutive_failed_trials
-        streak = 0
-        for trial_id in reversed(self.end_order):
-            if self.trials[trial_id].status != _STATUS.FAILED:
-                break
-            streak += 1
+        statuses = [self.trials[trial_id].status for trial_id in self.end_order]
+        streak = next((n for n, status in enumerate(reversed(statuses)) if status != _STATUS.FAILED), len(statuses))
         if limit and streak >= limit:
-            self._failure_stop_message = (
-                f"EvolutionaryOracle: {streak} consecutive trials failed "
-                f"(max_consecutive_failed_trials={limit}); stopping the search. "
-                "Fix the error below or raise max_consecutive_failed_trials.\n"
-                + (self.trials[self.end_order[-1]].message or "")
-            )
+            self._failure_stop_message = stops.consecutive_failures_message(
+                streak, limit, self.trials[self.end_order[-1]].message)
             self._set_stop_reason(self._failure_stop_message, logging.ERROR)
 
+    # -- state ---------------------------------------------------------------
     def get_state(self):
         """Returns the whole oracle state as plain JSON types."""
+        return io.jsonable(self._state())
+
+    def _state(self):
         state = super().get_state()
         state["evolution"] = {
             "rng_state": self._rng.getstate(),
             "genome_hashes": sorted(self._genome_hashes),
-            "generations": dict(self._generations),
+            "schedule": self.settings.schedule,
+            "lineage": self._lineage.get_state(),
+            "generations": self._schedule.get_state(),
             "stop_reason": self.stop_reason,
         }
-        return io.jsonable(state)
+        return state
 
     def set_state(self, state):
-        """Restores a state made by `get_state` (trials must be loaded first)."""
+        """Restores a state made by `get_state` (trials must be loaded first).
+
+        A project written before lineage was recorded gets generation
+        `index // population_size` and origin "unknown" for its trials.
+        """
         super().set_state(state)
         evolution = state.get("evolution", {})
         if "rng_state" in evolution:
             version, internal, gauss_next = evolution["rng_state"]
             self._rng.setstate((version, tuple(internal), gauss_next))
         self._genome_hashes = set(evolution.get("genome_hashes", []))
-        self._generations = {str(k): int(v) for k, v in evolution.get("generations", {}).items()}
+        self._lineage.set_state(evolution.get("lineage"), set(self.trials))
         self.stop_reason = evolution.get("stop_reason")
         for trial_id, trial in self.trials.items():
             values = trial.hyperparameters.values
             self._genome_hashes.add(operators.values_hash(values))
             self._tried_so_far.add(self._compute_values_hash(values))
-            self._generations.setdefault(
-                trial_id, self._trial_index(trial_id) // self.settings.population_size
-            )
+            if trial_id not in self._lineage:  # a project written before lineage was recorded
+                self._lineage.record_unknown(trial_id, self._trial_index(trial_id) // self.settings.population_size)
+        same_schedule = evolution.get("schedule") == self.settings.schedule
+        saved = evolution.get("generations") if same_schedule else None
+        self._schedule.set_state(saved, self._lineage, self._top_k_ids, len(self.end_order))
 
     def reload(self):
         """Reloads the project, then repairs what a kill may have left behind."""
         super().reload()
-        self._requeue_unfinished_trials()
+        self._retry_queue, self.start_order, self.end_order = project_files.requeued_orders(
+            self.trials, self._retry_queue, self.start_order, self.end_order, self._trial_index, _PENDING_STATUSES,
+        )
         project_files.repair_tuner_state_files(str(self._project_dir))
         self._save_quietly()
 
     def save(self):
         """Writes `oracle.json` atomically (a kill never leaves half a file)."""
-        io.write_json(self._get_oracle_fname(), self.get_state(), indent=None, allow_nan=True)
+        if not self._defer_saves:
+            io.write_json(self._get_oracle_fname(), self._state(), indent=None, allow_nan=True)  # made plain there
 
     def _save_trial(self, trial):
         path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
         io.write_json(path, trial.get_state(), indent=None, allow_nan=True)
 
+    # -- creating a trial ----------------------------------------------------
     def _create_trial(self, tuner_id):
         """Body of `create_trial`, as `keras_tuner.Oracle.create_trial`."""
         if tuner_id in self.ongoing_trials:
-            return self.ongoing_trials[tuner_id]
+            return self._answer(tuner_id, self.ongoing_trials[tuner_id])
         self.tuner_ids.add(tuner_id)
         if self._retry_queue and self._failure_stop_message is None:
             trial = self.trials[self._retry_queue.pop()]
@@ -321,7 +380,7 @@ class EvolutionaryOracle(keras_tuner.Oracle):
             self.ongoing_trials[tuner_id] = trial
             self.save()
             self._display.on_trial_begin(trial)
-            return trial
+            return self._answer(tuner_id, trial)
         trial_id = f"{len(self.trials):0{len(str(self.max_trials))}d}"
         stop_message = self._budget_stop_message()
         if stop_message is None:
@@ -329,10 +388,14 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         else:
             self._set_stop_reason(stop_message, logging.INFO)
             response = {"status": _STATUS.STOPPED, "values": None}
+        if response["status"] == _STATUS.IDLE:
+            return self._answer(tuner_id, trial_module.Trial(self.get_space(), status=_STATUS.IDLE),
+                                response.get("reason"))
         hyperparameters = self.hyperparameters.copy()
         hyperparameters.values = response.get("values") or {}
         trial = trial_module.Trial(hyperparameters, trial_id, response["status"])
         if trial.status == _STATUS.RUNNING:
+            self.save()  # the lineage reaches oracle.json before the trial file exists
             self._record_values(trial)
             self.ongoing_trials[tuner_id] = trial
             self.trials[trial_id] = trial
@@ -342,7 +405,21 @@ class EvolutionaryOracle(keras_tuner.Oracle):
             self._display.on_trial_begin(trial)
         else:
             self.tuner_ids.discard(tuner_id)
+        return self._answer(tuner_id, trial)
+
+    def _answer(self, tuner_id, trial, reason=None):
+        """Tells the barrier what `tuner_id` was answered, and returns `trial`."""
+        self._barrier.answered(tuner_id, trial.status == _STATUS.IDLE, reason)
         return trial
+
+    def _known(self, trial_id, method):
+        if trial_id not in self._lineage or trial_id not in self.trials:
+            raise ValueError(f"EvolutionaryOracle.{method}: unknown trial id {trial_id!r}. "
+                             "Pass one of the ids in `oracle.trials`.")
+        return trial_id
+
+    def _top_k_ids(self):
+        return generations.top_k_ids(self.trials, self.objective.direction, self.settings.num_parents, self._trial_index)
 
     def _count_trials(self):
         """Returns the (completed, pending, failed) trial counts."""
@@ -355,38 +432,7 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         """Returns why no new trial may start, or None if one may."""
         if self._failure_stop_message is not None:
             return self._failure_stop_message
-        completed, pending, failed = self._count_trials()
-        budget = f"max_trials={self.max_trials}"
-        if completed >= self.max_trials:
-            return f"EvolutionaryOracle: done, {completed} trials completed ({budget})."
-        if completed + pending >= self.max_trials:
-            return (
-                f"EvolutionaryOracle: {completed} trials completed and {pending} "
-                f"running fill {budget}; no new trial is needed."
-            )
-        if failed >= self.max_trials:
-            return (
-                f"EvolutionaryOracle: {failed} trials failed, as many as {budget}; "
-                "stopping. Read `trial.message` of the failed trials for the cause."
-            )
-        return None
-
-    def _parent_genomes(self):
-        """Values of the top-`num_parents` completed trials, best first."""
-        sign = -1.0 if self.objective.direction == "max" else 1.0
-        scored = sorted(
-            (
-                (sign * trial.score, self._trial_index(trial.trial_id), trial)
-                for trial in self.trials.values()
-                if trial.status == _STATUS.COMPLETED
-                and trial.score is not None and not math.isnan(trial.score)
-            ),
-            key=lambda item: item[:2],
-        )
-        return [
-            operators.plain_values(trial.hyperparameters.values)
-            for _, _, trial in scored[: self.settings.num_parents]
-        ]
+        return stops.budget_stop_message(*self._count_trials(), self.max_trials)
 
     def _rejection_reason(self, values):
         """Returns "duplicate", "constraint" or None for an acceptable genome."""
@@ -403,19 +449,6 @@ class EvolutionaryOracle(keras_tuner.Oracle):
                 "values dict of the search space; fix the constraint."
             ) from error
         return None if accepted else "constraint"
-
-    def _exhaustion_message(self, rejected):
-        if not self.hyperparameters.space:
-            return ("EvolutionaryOracle: the search space is empty. Declare "
-                    "hyperparameters in the hypermodel or pass hyperparameters=...")
-        attempts = (f"after {self.settings.max_sampling_attempts} attempts ({rejected['duplicate']}"
-                    f" already tried, {rejected['constraint']} broke the constraint)")
-        if self.constraint is None:
-            return (f"EvolutionaryOracle: no new genome {attempts}; the search space "
-                    "is exhausted. Enlarge the search space or lower max_trials.")
-        return (f"EvolutionaryOracle: no new genome satisfying the constraint {attempts};"
-                " the search space is exhausted or the constraint is unsatisfiable. "
-                "Relax the constraint or raise max_sampling_attempts.")
 
     def _set_stop_reason(self, message, level):
         if message != self.stop_reason:
@@ -463,25 +496,3 @@ class EvolutionaryOracle(keras_tuner.Oracle):
             self.save()
         except Exception:  # pylint: disable=broad-except
             logger.exception("EvolutionaryOracle: could not save oracle.json")
-
-    def _requeue_unfinished_trials(self):
-        """Makes the trial files, not `oracle.json`, decide what is finished.
-
-        A finished trial still listed as running leaves the retry queue (no
-        second evaluation); an unfinished trial missing from the queue (killed
-        between writing it and `oracle.json`) joins it (not lost).
-        """
-        ordered = sorted(self.trials, key=self._trial_index)
-        queue = []
-        for trial_id in self._retry_queue + ordered[::-1]:
-            trial = self.trials.get(trial_id)
-            if trial is not None and trial_id not in queue:
-                if trial.status in _PENDING_STATUSES:
-                    queue.append(trial_id)
-        self._retry_queue = queue
-        for trial_id in ordered:
-            if trial_id not in self.start_order:
-                self.start_order.append(trial_id)
-            finished = self.trials[trial_id].status not in _PENDING_STATUSES
-            if finished and trial_id not in self.end_order:
-                self.end_order.append(trial_id)

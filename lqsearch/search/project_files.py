@@ -5,7 +5,7 @@ import os
 
 from lqsearch import io
 
-__all__ = ["repair_tuner_state_files"]
+__all__ = ["repair_tuner_state_files", "requeued_orders"]
 
 logger = logging.getLogger("lqsearch.search.oracle")
 
@@ -35,3 +35,34 @@ def repair_tuner_state_files(project_dir):
                 "resetting it to {} so the search can resume.", path,
             )
             io.write_json(path, {})
+
+
+def requeued_orders(trials, retry_queue, start_order, end_order, index_of, pending_statuses):
+    """Makes the trial files, not `oracle.json`, decide what is finished.
+
+    A finished trial still listed as running leaves the retry queue (no
+    second evaluation); an unfinished trial missing from the queue (killed
+    between writing it and `oracle.json`) joins it (not lost).
+
+    Arguments:
+        trials: trial id -> `Trial`, as loaded from the trial files.
+        retry_queue, start_order, end_order: the lists read from `oracle.json`.
+        index_of: trial id -> sortable creation index.
+        pending_statuses: the statuses of unfinished trials.
+
+    Returns:
+        New `(retry_queue, start_order, end_order)` lists.
+    """
+    ordered = sorted(trials, key=index_of)
+    queue = []
+    for trial_id in list(retry_queue) + ordered[::-1]:
+        trial = trials.get(trial_id)
+        if trial is not None and trial_id not in queue and trial.status in pending_statuses:
+            queue.append(trial_id)
+    start_order, end_order = list(start_order), list(end_order)
+    for trial_id in ordered:
+        if trial_id not in start_order:
+            start_order.append(trial_id)
+        if trials[trial_id].status not in pending_statuses and trial_id not in end_order:
+            end_order.append(trial_id)
+    return queue, start_order, end_order

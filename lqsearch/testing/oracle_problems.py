@@ -167,6 +167,9 @@ def _parse_args(argv):
     parser.add_argument("--max-trials", type=int, default=30)
     parser.add_argument("--population-size", type=int, default=8)
     parser.add_argument("--num-parents", type=int, default=4)
+    parser.add_argument("--num-crossovers", type=int, default=4)
+    parser.add_argument("--num-mutations", type=int, default=4)
+    parser.add_argument("--schedule", default="generational", choices=["generational", "steady_state"])
     parser.add_argument("--sleep", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
@@ -203,6 +206,9 @@ def main(argv=None):
         max_trials=args.max_trials,
         population_size=args.population_size,
         num_parents=args.num_parents,
+        num_crossovers=args.num_crossovers,
+        num_mutations=args.num_mutations,
+        schedule=args.schedule,
         seed=args.seed,
     )
     tuner = SyntheticTuner(
