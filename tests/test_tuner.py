@@ -20,7 +20,8 @@ def dataset():
 
 
 def _tuner(space, dataset, tmp_path, **kwargs):
-    settings = dict(evaluation=QUICK, max_trials=4, population_size=2, num_parents=2, seed=11,
+    settings = dict(evaluation=QUICK, max_trials=4, population_size=2, num_parents=2, num_crossovers=1,
+                    num_mutations=1, seed=11,
                     directory=str(tmp_path), project_name="search", overwrite=True)
     settings.update(kwargs)
     return BinaryArchitectureSearch(space, dataset, **settings)
@@ -77,7 +78,8 @@ class _FaultySpace(VGGSmallSpace):
 @pytest.mark.slow
 def test_nan_and_unbuildable_candidates_fail_and_the_search_goes_on(dataset, tmp_path):
     space = _FaultySpace(width_multiplier=0.125)
-    tuner = _tuner(space, dataset, tmp_path, max_trials=5, population_size=3, save_candidates=False, seed=123)
+    tuner = _tuner(space, dataset, tmp_path, max_trials=5, population_size=3, num_crossovers=1, num_mutations=2,
+                   save_candidates=False, seed=123)
     tuner.search(verbose=0)
     records = tuner.trial_records()
     failed = [r for r in records if r["status"] == "FAILED"]

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, g
 import yaml
 
 from lqsearch import data, quantizers, spaces, training
-from lqsearch.search.settings import EvolutionSettings
+from lqsearch.search.settings import SCHEDULES, EvolutionSettings
 
 __all__ = [
     "Recipe", "RecipeError", "list_recipes", "load_recipe", "apply_overrides", "parse_override",
@@ -84,6 +84,7 @@ class EvaluationSettings:
 class SearchSettings:
     """Evolution settings. `max_trials` defaults to `generations * population_size`."""
 
+    schedule: str = EvolutionSettings.schedule
     population_size: int = EvolutionSettings.population_size
     num_parents: int = EvolutionSettings.num_parents
     num_crossovers: int = EvolutionSettings.num_crossovers
@@ -155,7 +156,7 @@ _RANGES = {
     "data.search_train_per_class": (1, None),
     "data.train_limit": (1, None), "data.test_limit": (1, None), "data.image_size": (1, None),
 }
-_CHOICES = {"strategy": ("default", "mirrored"), "evaluation.mode": ("scratch", "inherit", "oneshot"), "search.cost_metric": ("flops", "latency")}
+_CHOICES = {"strategy": ("default", "mirrored"), "evaluation.mode": ("scratch", "inherit", "oneshot"), "search.cost_metric": ("flops", "latency"), "search.schedule": SCHEDULES}
 
 #: The smoke preset: any recipe shrunk to seconds on the embedded sample (and its
 #: baselines cut to the first one).
@@ -167,7 +168,8 @@ SMOKE_OVERRIDES = {
     "evaluation.epochs": 1, "evaluation.widest_epochs": 1, "evaluation.supernet_steps": 4,
     "evaluation.recalibration_batches": 1, "evaluation.training.steps_per_epoch": 2,
     "evaluation.training.batch_size": None,
-    "search.population_size": 2, "search.num_parents": 2, "search.generations": 2, "search.max_trials": 3,
+    "search.population_size": 2, "search.num_parents": 2, "search.num_crossovers": 1, "search.num_mutations": 1,
+    "search.generations": 2, "search.max_trials": 3,
     "search.evaluate_baselines": False,
     "final.epochs": 1, "final.top_n": 1, "final.training.steps_per_epoch": 2, "final.training.batch_size": None,
 }
@@ -284,12 +286,10 @@ def _check_names(recipe: Recipe) -> None:
                 raise ValueError(f"a uniform value must be a number > 0, got {baseline!r}")
         except ValueError as error:
             raise RecipeError(f"search.baselines: {baseline!r} does not fit space {recipe.space!r}: {error}") from None
-    if search.num_parents > search.population_size:
-        raise RecipeError(
-            f"search.num_parents ({search.num_parents}) must be at most search.population_size ({search.population_size})."
-        )
-    if search.num_crossovers + search.num_mutations == 0:
-        raise RecipeError("search.num_crossovers + search.num_mutations must be > 0.")
+    try:  # the evolution's own checks, in their one home
+        EvolutionSettings(**{name: getattr(search, name) for name in EvolutionSettings.names() if hasattr(search, name)})
+    except ValueError as error:
+        raise RecipeError(f"search: {error}") from None
 
 
 def to_dict(recipe: Recipe) -> Dict[str, Any]:

@@ -119,7 +119,8 @@ def build_tuner(recipe: recipes.Recipe, space, dataset, out_dir: Path, callbacks
         cost_metric=search.cost_metric,
         max_flops=search.max_flops,
         verbose_training=verbose, strategy=training.get_strategy(recipe.strategy), max_trials=search.trials, population_size=search.population_size,
-        num_parents=search.num_parents, num_crossovers=search.num_crossovers, num_mutations=search.num_mutations,
+        schedule=search.schedule, num_parents=search.num_parents, num_crossovers=search.num_crossovers,
+        num_mutations=search.num_mutations,
         mutation_rate=search.mutation_rate, seed=search.seed, directory=str(out_dir), project_name="tuner", overwrite=False,
         search_callbacks=callbacks,
     )
@@ -169,6 +170,7 @@ def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, outco
         "max_flops": recipe.search.max_flops,
         "reference_flops": tuner.reference_flops,
         "seed": recipe.search.seed,
+        "schedule": recipe.search.schedule,
         "stop_reason": getattr(tuner.oracle, "stop_reason", None),
         "preparation": tuner.preparation,
         "trials": trials,
