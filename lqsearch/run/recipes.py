@@ -171,7 +171,8 @@ SMOKE_OVERRIDES = {
     "search.population_size": 2, "search.num_parents": 2, "search.num_crossovers": 1, "search.num_mutations": 1,
     "search.generations": 2, "search.max_trials": 3,
     "search.evaluate_baselines": False,
-    "final.epochs": 1, "final.top_n": 1, "final.training.steps_per_epoch": 2, "final.training.batch_size": None,
+    "final.epochs": 1, "final.top_n": 1, "final.seeds": 1, "final.training.steps_per_epoch": 2,
+    "final.training.batch_size": None,
 }
 
 

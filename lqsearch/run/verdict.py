@@ -52,10 +52,10 @@ def compare(row: Mapping[str, Any], other: Mapping[str, Any]) -> Dict[str, Any]:
     significant = p_value is not None and p_value < SIGNIFICANCE
     outcome = "is level with" if not significant else ("beats" if difference > 0 else "trails")
     ratio = row["flops"] / other["flops"]
-    test = f"Welch t-test p = {p_value:.2g}" if p_value is not None else "one seed, no test"
     seeds = min(len(a), len(b))
+    test = f"Welch t-test p = {p_value:.2g}, {seeds} seeds" if p_value is not None else "one seed: no test"
     sentence = (f"{row['label']} {outcome} {other['label']}: {difference:+.2f} ± {error:.2f} points of test "
-                f"top-1 at {ratio:.2f}x its FLOPs ({test}, {seeds} seed{'s' if seeds != 1 else ''}).")
+                f"top-1 at {ratio:.2f}x its FLOPs ({test}).")
     return {"label": row["label"], "other": other["label"], "difference": difference, "standard_error": error,
             "flops_ratio": ratio, "p_value": p_value, "seeds": seeds, "outcome": outcome, "sentence": sentence}
 
