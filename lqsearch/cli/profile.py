@@ -113,7 +113,7 @@ def _cmd_profile(args) -> int:
     try:
         space = spaces.get(args.space, **options)
         quantizer = quantizers.get(args.quantizer or space.default_quantizer).name
-        num_classes = check_int("--num-classes", args.num_classes, minimum=2, allow_none=True)
+        num_classes = None if args.num_classes is None else check_int("--num-classes", args.num_classes, minimum=2)
     except ValueError as error:  # the space, its options, the preset and the classes all come from the user
         raise UsageError(str(error)) from None
     genome = parse_genome_arg(space, args.genome)

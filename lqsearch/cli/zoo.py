@@ -57,6 +57,9 @@ def add_commands(sub) -> None:
 
 
 def _cmd_publish(args) -> int:
+    if args.latency_runs < 1:
+        raise UsageError(f"--latency-runs must be at least 1 (timed runs per latency), got {args.latency_runs}. "
+                         "Fix: e.g. --latency-runs 20.")
     entry = registry.publish(args.source, name=args.name, version=args.version, registry=args.registry,
                         latency_runs=args.latency_runs)
     card = entry["card"]

@@ -194,7 +194,8 @@ def _source_card(model_dir: Path) -> artifact.ModelCard:
 def _refuse_published(index: Dict[str, Any], root: RegistryRoot, name: str, version: str) -> None:
     if version in index["models"].get(name, {}):
         raise RegistryError(f"{name} version {version} is already published in {root} and is never overwritten; "
-                            f"publish a new version, e.g. --version {next_version(index, name)}.")
+                            f"publish a new version, e.g. --version {next_version(index, name)} (in a recipe: "
+                            f"publish.version={next_version(index, name)}).")
 
 
 def _remove_debris(root: RegistryRoot, name: str, version: str) -> None:

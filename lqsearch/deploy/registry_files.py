@@ -62,10 +62,18 @@ def default_cache_dir() -> str:
 
 # -- where the registry is --------------------------------------------------------------
 class RegistryRoot:
-    """A registry root: a local directory or an http(s) URL."""
+    """A registry root: a local directory or an http(s) URL.
+
+    Raises:
+        RegistryError: on an empty path.
+    """
 
     def __init__(self, registry: Registry):
         text = str(registry if registry is not None else default_registry())
+        if not text.strip():
+            raise RegistryError("The registry path is empty. Fix: pass --registry (or publish.registry) a folder "
+                                "or an http(s) URL, or leave it out for the default "
+                                f"({default_registry()}).")
         self.remote = text.startswith(("http://", "https://"))
         self.text = text.rstrip("/") if self.remote else str(Path(text).expanduser().resolve())
 

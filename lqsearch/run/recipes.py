@@ -219,7 +219,7 @@ def _coerce(value: Any, tp, key: str):
     if origin in (dict, Dict):
         if not isinstance(value, Mapping):
             raise RecipeError(f"Recipe key {key!r} must be a mapping, got {value!r}.")
-        return dict(value)
+        return check_finite(key, dict(value), error=RecipeError)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if tp is str and isinstance(value, int) and not isinstance(value, bool):
@@ -279,7 +279,8 @@ def _build(cls, data: Mapping[str, Any], path: str = ""):
         kwargs[name] = _coerce(value, hints[name], path + str(key))
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
-        raise RecipeError(f"The recipe has no {', '.join(repr(path + m) for m in missing)}; add it.")
+        example = " (e.g. `space: vgg_small`)" if "space" in missing and not path else ""
+        raise RecipeError(f"The recipe has no {', '.join(repr(path + m) for m in missing)}; add it{example}.")
     return cls(**kwargs)
 
 
@@ -455,7 +456,8 @@ def apply_overrides(data: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise RecipeError(f"Override {dotted!r}: {part!r} is not a group of settings.")
+                raise RecipeError(f"Override {dotted!r}: {part!r} is not a group of settings. Fix: give "
+                                  f"{'.'.join(parts[:parts.index(part) + 1])}=VALUE, or a key inside a group.")
             node = child
         node[parts[-1]] = value
     return result
