@@ -206,6 +206,7 @@ def _write_recipes(folder: Path) -> None:
 
 def make_workspace(root: Path) -> Path:
     """Writes every broken thing under `root` (which must be world-traversable for the unprivileged cases)."""
+    root.mkdir(exist_ok=True)
     (root / "afile").write_text("a plain file\n")
     (root / "adir").mkdir()
     (root / "empty").mkdir()

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 from bad_input_workspace import make_workspace, unprivileged
 
 from lqsearch import cli
@@ -242,21 +243,41 @@ def snapshot(root: Path) -> dict:
     return entries
 
 
-@pytest.fixture
-def workspace(monkeypatch):
-    """A world-traversable temporary workspace (the current directory) and a download cache outside it."""
+@pytest.fixture(autouse=True)
+def _fresh_keras_session(request):
+    """Overrides conftest's: a refusal builds no model, and clear_session's garbage collection costs ~0.3 s a
+    test here; only the cases that build models (marked slow) get a fresh session."""
+    if request.node.get_closest_marker("slow") is None:
+        yield
+        return
+    tf.keras.backend.clear_session()
+    yield
+    tf.keras.backend.clear_session()
+
+
+@pytest.fixture(scope="module")
+def shared_workspace():
+    """The broken things, written once: a refusal writes nothing, so every case can share them (a case that
+    wrote something would fail its own before/after comparison)."""
     root = Path(tempfile.mkdtemp(prefix="lqsearch-bad-input-"))
     cache = Path(tempfile.mkdtemp(prefix="lqsearch-bad-input-cache-"))
-    root.chmod(0o755)
+    root.chmod(0o755)  # world-traversable, for the unprivileged cases
     cache.chmod(0o777)
     make_workspace(root)
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("LQSEARCH_REGISTRY", str(root / "default-registry"))
-    monkeypatch.setenv("LQSEARCH_CACHE", str(cache))
-    yield root
+    yield root, cache
     (root / "ro").chmod(0o755)
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.fixture
+def workspace(shared_workspace, monkeypatch):
+    """The workspace as the current directory, with the default registry inside it and the cache outside."""
+    root, cache = shared_workspace
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("LQSEARCH_REGISTRY", str(root / "default-registry"))
+    monkeypatch.setenv("LQSEARCH_CACHE", str(cache))
+    return root
 
 
 def test_the_table_covers_every_kind_of_bad_input():
