@@ -12,6 +12,7 @@ closest valid key, the allowed range and an example fix.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import importlib.resources
@@ -447,7 +448,7 @@ def parse_overrides(texts: Sequence[str]) -> Dict[str, Any]:
 
 def apply_overrides(data: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
     """A copy of `data` with dotted-key overrides applied (unknown keys are caught by validation)."""
-    result = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
+    result = copy.deepcopy(dict(data))
     for dotted, value in overrides.items():
         node = result
         parts = dotted.split(".")
