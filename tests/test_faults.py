@@ -87,9 +87,10 @@ def test_kill_during_supernet_training_resumes_from_the_checkpoint(tmp_path):
 def test_kill_during_final_training_keeps_the_search_and_the_finished_epochs(tmp_path):
     run = tmp_path / "run"
     args = ["recipe", "run", "quickstart", "--smoke", "--verbose", "--out", str(run), "publish.name=null",
-            "final.epochs=4", "final.training.steps_per_epoch=40"]
+            "final.epochs=6"]
     process = start(args, tmp_path, tmp_path / "first.log")
-    kill_when(process, lambda: (run / ".final.backup").exists())
+    # BackupAndRestore creates its folder when training begins and a checkpoint at the end of each epoch.
+    kill_when(process, lambda: any((run / ".final.backup").rglob("checkpoint")))
     first = (tmp_path / "first.log").read_text()
     searched = trial_ids(first)
     assert len(searched) == 3 and "Final retraining" in first
@@ -99,7 +100,7 @@ def test_kill_during_final_training_keeps_the_search_and_the_finished_epochs(tmp
     second = run_to_end(args, tmp_path, tmp_path / "second.log")
     assert trial_ids(second) == set()  # no trial ran again
     final_part = second.split("Final retraining", 1)[1]
-    assert "Epoch 1/4" not in final_part and "Epoch 4/4" in final_part  # resumed after the backed-up epoch
+    assert "Epoch 1/6" not in final_part and "Epoch 6/6" in final_part  # resumed after the backed-up epoch
     assert {t["trial_id"] for t in completed_results(run)["trials"]} == searched
     assert not (run / ".final.backup").exists()
 
