@@ -128,7 +128,11 @@ def _cmd_export(args) -> int:
                          f"--out {card['name']}-v{card['version']}.tflite.")
     report = _lce_line(card)
     source = registry.fetch(args.name, file="tflite", version=card["version"], registry=args.registry)
-    io.atomic_copy(source, out)
+    try:
+        io.atomic_copy(source, out)
+    except OSError as error:
+        raise UsageError(f"Cannot write {out}: {error.strerror or error}; nothing was written. Fix: free some "
+                         "space or choose another --out.") from None
     print(f"Wrote {out} ({out.stat().st_size:,} bytes) for {card['name']} version {card['version']}")
     print(report)
     return 0

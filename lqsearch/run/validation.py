@@ -121,19 +121,20 @@ def check_run_dir(recipe: recipes.Recipe, out_dir: Path) -> bool:
         raise RunDirError(f"The run directory {out_dir} {problem}. Fix: pass --out a folder you can write "
                           "(new or empty, or an earlier run of this recipe to resume it).")
     recipe_path = out_dir / RECIPE_FILE
-    if recipe_path.exists():
-        try:
+    try:
+        if recipe_path.exists():
             existing = recipe_path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise RunDirError(f"{recipe_path} cannot be read ({error}); use another --out directory.") from None
-        if existing != recipes.to_yaml(recipe):
-            raise RunDirError(
-                f"{out_dir} holds a run of a different recipe (its recipe.yaml differs); "
-                "use another --out directory, or delete that one to start over."
-            )
-        return True
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise RunDirError(f"{out_dir} is not empty and holds no recipe.yaml; use an empty or new --out directory.")
+            if existing != recipes.to_yaml(recipe):
+                raise RunDirError(
+                    f"{out_dir} holds a run of a different recipe (its recipe.yaml differs); "
+                    "use another --out directory, or delete that one to start over."
+                )
+            return True
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            raise RunDirError(f"{out_dir} is not empty and holds no recipe.yaml; use an empty or new --out directory.")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunDirError(f"The run directory {out_dir} cannot be read ({getattr(error, 'strerror', None) or error}). "
+                          "Fix: pass --out a folder you can read and write.") from None
     return False
 
 
