@@ -13,6 +13,8 @@ Cases marked `unprivileged` run as a user who cannot write `ro/` nor read
 """
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -367,3 +369,25 @@ def test_the_workspace_really_is_read_only_for_the_unprivileged_cases(workspace)
     with unprivileged(), pytest.raises(PermissionError):
         (workspace / "recipes" / "unreadable.yaml").read_text()
     assert os.geteuid() == os.getuid()
+
+
+SUBPROCESS_CASES = [
+    (["recipe", "run", "quickstart", "--smoke", "--out", "{ws}/out", "data.seed=-1"], "'data.seed' is out of range"),
+    (["recipe", "run", "quickstart", "--smoke", "--out", "{ws}/out", "publish.name=null", "dataset=npz:{ws}/data/stray_label.npz"],
+     "go up to 1000000"),
+    (["zoo", "show", "tiny", "--registry", "{ws}/reg/nometrics"], "the card has no 'metrics'"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arguments, fragment", SUBPROCESS_CASES, ids=lambda value: str(value)[:40])
+def test_the_console_command_prints_exactly_one_line(arguments, fragment, workspace):
+    """The real process: whatever TensorFlow, Keras or absl might print, stderr is one line and stdout empty."""
+    before = snapshot(workspace)
+    result = subprocess.run([sys.executable, "-m", "lqsearch.cli", *[a.replace("{ws}", str(workspace)) for a in arguments]],
+                            cwd=workspace, capture_output=True, text=True, timeout=300,
+                            env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("lqsearch: error: "), result.stderr
+    assert fragment in result.stderr
+    assert snapshot(workspace) == before
