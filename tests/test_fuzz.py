@@ -64,7 +64,7 @@ def is_valid(spec, value) -> bool:
 def stored(recipe, key):
     node = recipe
     for part in key.split("."):
-        node = node[part] if isinstance(node, dict) else getattr(node, recipes._ALIASES.get(part, part))
+        node = node[part] if isinstance(node, dict) else getattr(node, {"lambda": "lam"}.get(part, part))
     return node
 
 
@@ -198,3 +198,16 @@ def test_the_command_line_refuses_with_exit_2_and_one_line(key, value, capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and key in captured.err
     assert "Traceback" not in captured.err
+
+
+
+@pytest.mark.parametrize("text, value", [("2e6", 2e6), ("2E6", 2e6), ("1.5e6", 1.5e6), ("2.0e+6", 2e6), ("+1e3", 1e3),
+                                         ("1_000", 1000)])
+def test_exponent_numbers_are_numbers_as_in_yaml_1_2(text, value):
+    assert recipes.load_recipe("quickstart", [f"search.max_flops={text}"]).search.max_flops == value
+
+
+def test_text_stays_text_and_an_integer_version_becomes_a_string():
+    assert recipes.load_recipe("quickstart", ["description=2e6 FLOPs"]).description == "2e6 FLOPs"
+    assert recipes.load_recipe("quickstart", ["publish.version=2"]).publish.version == "2"
+    assert recipes.load_recipe("quickstart", ["dataset=npz:/data/x.npz"]).dataset == "npz:/data/x.npz"
