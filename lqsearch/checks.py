@@ -13,7 +13,7 @@ import math
 import numbers
 from typing import Any, Iterable, Optional, Type
 
-__all__ = ["check_int", "check_number", "check_bool", "check_choice", "did_you_mean"]
+__all__ = ["check_int", "check_number", "check_bool", "check_choice", "check_finite", "did_you_mean", "example_value"]
 
 
 def did_you_mean(value: Any, choices: Iterable[Any]) -> str:
@@ -62,10 +62,32 @@ def check_int(
     return int(value)
 
 
+def example_value(minimum=None, maximum=None, low_open: bool = False, high_open: bool = False) -> float:
+    """A valid value inside the bounds, for the "Fix: e.g." part of a message.
+
+    Arguments:
+        minimum, maximum: bounds, or None.
+        low_open, high_open: whether the bound itself is excluded.
+
+    Returns:
+        A number within the bounds: the closed bound when there is one, else a value inside.
+    """
+    if minimum is not None and maximum is not None:
+        if not low_open:
+            return minimum
+        inside = minimum + 1 < maximum or (minimum + 1 == maximum and not high_open)
+        return minimum + 1 if inside else (minimum + maximum) / 2
+    if minimum is not None:
+        return minimum if not low_open else (minimum * 2 if minimum > 0 else minimum + 1)
+    if maximum is not None:
+        return maximum if not high_open else maximum - 1
+    return 1
+
+
 def check_number(
     name: str, value: Any, *, minimum: Optional[float] = None, maximum: Optional[float] = None,
     low_open: bool = False, high_open: bool = False, allow_none: bool = False,
-    error: Type[ValueError] = ValueError,
+    error: Type[ValueError] = ValueError, example: Optional[float] = None,
 ) -> Optional[float]:
     """Returns `value` as a `float` if it is a finite number within the bounds.
 
@@ -76,6 +98,7 @@ def check_number(
         low_open, high_open: exclude the bound itself (e.g. a fraction strictly between 0 and 1).
         allow_none: accept None (returned as None).
         error: the exception class to raise.
+        example: a valid value for the "Fix: e.g." part of the message (default: one inside the bounds).
 
     Raises:
         error: if `value` is not such a number.
@@ -91,11 +114,42 @@ def check_number(
         )
     if not ok:
         bounds = _bounds_text(minimum, maximum, low_open, high_open)
+        fix = example_value(minimum, maximum, low_open, high_open) if example is None else example
         raise error(
             f"{name} must be a finite number{' ' + bounds if bounds else ''}{' or null' if allow_none else ''}, "
-            f"got {value!r}."
+            f"got {value!r}. Fix: e.g. {name}={fix:g}."
         )
     return number
+
+
+def check_finite(name: str, value: Any, *, error: Type[ValueError] = ValueError) -> Any:
+    """Returns `value` if no number inside it (nested lists, tuples and mappings included) is NaN or infinite.
+
+    For values of free-form keys (space options, baselines) that the range checks do not see.
+
+    Arguments:
+        name: the key, for the message.
+        value: any value.
+        error: the exception class to raise.
+
+    Raises:
+        error: naming the key and the path of the first NaN or infinity.
+    """
+    pending, seen = [(name, value)], set()
+    while pending:  # bounded: every container is visited once, even in a recursive YAML structure
+        where, item = pending.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+        if isinstance(item, numbers.Real) and not isinstance(item, bool) and not math.isfinite(float(item)):
+            raise error(f"{where} must be a finite number, got {item!r}; NaN and infinity are not numbers here. "
+                        f"Fix: give a finite value for {where}.")
+        if isinstance(item, dict):
+            pending.extend((f"{where}.{key}", child) for key, child in item.items())
+        elif isinstance(item, (list, tuple)):
+            pending.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
+    return value
 
 
 def check_bool(name: str, value: Any, *, error: Type[ValueError] = ValueError) -> bool:

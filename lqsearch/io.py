@@ -7,6 +7,10 @@ running as another user.
 
 Remote paths (`scheme://...`, e.g. a Keras Tuner project on GCS) cannot be
 renamed atomically; `write_json` writes them with `tf.io.gfile`.
+
+`folder_problem` and `file_problem` tell, without creating anything, why a
+path given by a user could not be written, so a command can refuse it before
+it starts.
 """
 from __future__ import annotations
 
@@ -14,15 +18,17 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Iterator, Optional, Union
 
 import tensorflow as tf
 
-__all__ = ["atomic_write_text", "atomic_write_bytes", "write_json", "jsonable", "exclusive_lock", "FILE_MODE", "DIR_MODE",
-           "make_dirs"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_copy", "write_json", "jsonable", "exclusive_lock",
+           "FILE_MODE", "DIR_MODE", "make_dirs", "folder_problem", "file_problem"]
 
 #: Longest pause between two attempts to take a busy lock.
 MAX_LOCK_BACKOFF_S = 2.0
@@ -31,6 +37,58 @@ FILE_MODE = 0o644
 DIR_MODE = 0o755
 
 PathLike = Union[str, os.PathLike]
+#: Permission checks use the effective user (the one that will write), where the OS supports it.
+_EFFECTIVE_IDS = os.access in os.supports_effective_ids
+
+
+def folder_problem(path: PathLike) -> Optional[str]:
+    """Why `path` cannot be used as a folder to write into, or None if it can; nothing is created.
+
+    Arguments:
+        path: a folder that may not exist yet.
+
+    Returns:
+        None, or the end of a sentence about the path, e.g. "is a file, not a folder",
+        "lies under /a/b, which is a file, not a folder", or "cannot be created: /a is
+        read-only for this user (permission denied)".
+    """
+    absolute = Path(os.path.abspath(Path(path).expanduser()))
+    for folder in (absolute, *absolute.parents):  # bounded by the depth of the path
+        try:
+            mode = os.stat(folder).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # not there yet, or under a file: the first existing ancestor tells
+        except PermissionError:
+            return f"cannot be reached: {folder} is not accessible for this user (permission denied)"
+        if not stat.S_ISDIR(mode):
+            if folder == absolute:
+                return "is a file, not a folder"
+            return f"lies under {folder}, which is a file, not a folder"
+        if not os.access(folder, os.W_OK | os.X_OK, effective_ids=_EFFECTIVE_IDS):
+            if folder == absolute:
+                return "is read-only for this user (permission denied)"
+            return f"cannot be created: {folder} is read-only for this user (permission denied)"
+        return None
+    return None
+
+
+def file_problem(path: PathLike) -> Optional[str]:
+    """Why a file cannot be written (atomically, by rename) at `path`, or None if it can; nothing is created.
+
+    Arguments:
+        path: the file to write; it may exist (it is then replaced).
+
+    Returns:
+        None, or the end of a sentence about the path (see `folder_problem`).
+    """
+    path = Path(path).expanduser()
+    try:
+        if stat.S_ISDIR(os.stat(path).st_mode):
+            return "is a folder, not a file"
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        pass  # the folder check below tells
+    problem = folder_problem(path.parent)
+    return None if problem is None else f"cannot be written: its folder {path.parent} {problem}"
 
 
 def make_dirs(path: PathLike) -> Path:
@@ -55,6 +113,25 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_copy(source: PathLike, path: PathLike) -> Path:
+    """Copies the file `source` to `path` (mode 0644) through a temporary file and a rename; returns the path."""
+    path = Path(path)
+    make_dirs(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle, open(source, "rb") as original:
+            shutil.copyfileobj(original, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)

@@ -226,6 +226,7 @@ def test_tfds_source_that_is_not_prepared_names_the_fix(tmp_path):
         data.load_dataset("mnist", data_dir=tmp_path)
     assert "not prepared" in str(error.value) and "download=True" in str(error.value)
     assert str(tmp_path) in str(error.value)
+    assert "data.data_dir=DIR" in str(error.value) and "dataset=embedded" in str(error.value)  # what a recipe can set
 
 
 def fake_imagenet(self, split, decoders=None, read_config=None, **kwargs):
@@ -529,3 +530,30 @@ def test_unknown_split_name():
     dataset = data.from_arrays(**small_arrays(num_train=20, num_test=4))
     with pytest.raises(data.DataError, match="split must be one of train, search_train, search_val, test"):
         dataset.pipeline("validation")
+
+
+def test_an_inferred_class_count_needs_every_class_present():
+    arrays = small_arrays(num_train=40, num_test=8)
+    arrays["y_train"] = np.where(arrays["y_train"] == 2, 3, arrays["y_train"])  # class 2 never occurs
+    with pytest.raises(data.DataError, match=r"4 classes, but 1 of them never occur \(2\).*num_classes"):
+        data.from_arrays(**arrays)
+    assert data.from_arrays(**arrays, num_classes=4).num_classes == 4  # stated: a class may be missing
+
+
+def test_one_stray_label_does_not_make_a_million_classes(tmp_path):
+    arrays = small_arrays(num_train=40, num_test=8)
+    arrays["y_train"][7] = 10**6
+    with pytest.raises(data.DataError, match=r"go up to 1000000 \(index 7\)") as error:
+        data.load_dataset(f"npz:{write_npz(tmp_path / 'stray.npz', **arrays)}")
+    assert "stray.npz" in str(error.value)
+    arrays["y_train"][7] = 2**40
+    with pytest.raises(data.DataError, match="too large for a class index"):
+        data.from_arrays(**arrays)
+
+
+def test_an_npz_may_state_its_class_count(tmp_path):
+    arrays = small_arrays(num_train=40, num_test=8, num_classes=3)
+    dataset = data.load_dataset(f"npz:{write_npz(tmp_path / 'k.npz', **arrays, num_classes=np.array(5))}")
+    assert dataset.num_classes == 5
+    with pytest.raises(data.DataError, match="'num_classes' must be one integer >= 2"):
+        data.load_dataset(f"npz:{write_npz(tmp_path / 'bad.npz', **arrays, num_classes=np.array([5, 6]))}")

@@ -58,10 +58,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    """One bireal model published as tiny/1 into a module registry (read-only for tests)."""
+    """One bireal model published as tiny/1 into a module registry (read-only for tests), under a strict umask."""
     root = tmp_path_factory.mktemp("zoo")
     run_dir = make_run_dir(root / "run")
-    entry = zoo.publish(run_dir, name="tiny", registry=root / "registry", latency_runs=3)
+    previous = os.umask(0o077)  # the published files must still be 0644 and the folders 0755
+    try:
+        entry = zoo.publish(run_dir, name="tiny", registry=root / "registry", latency_runs=3)
+    finally:
+        os.umask(previous)
     return {"root": root, "run": run_dir, "registry": root / "registry", "entry": entry}
 
 
@@ -123,6 +127,9 @@ def test_publish_writes_card_weights_tflite_readme_and_index(published):
     assert index["models"]["tiny"]["1"]["card_sha256"] == sha256(folder / "card.json")
     assert "lqsearch.zoo.load('tiny'" in (folder / "README.md").read_text()
     assert not any((registry / ".staging").iterdir())
+    # Served by a web server running as another user: every file 0644, every folder 0755.
+    assert {p.stat().st_mode & 0o777 for p in registry.rglob("*") if p.is_file() and p.name != ".lock"} == {0o644}
+    assert {p.stat().st_mode & 0o777 for p in [registry, *registry.rglob("*")] if p.is_dir()} == {0o755}
 
 
 def test_load_from_a_local_registry_predicts_like_the_original(published, tmp_path):
@@ -185,8 +192,12 @@ def test_a_publish_failing_midway_leaves_the_registry_as_it_was(published, regis
         zoo.publish(published["run"], name="tiny", registry=registry_copy)
     monkeypatch.undo()
 
-    def fail_index(path, obj, **kwargs):
-        raise OSError("disk full while writing the index")
+    write_json = lqsearch_io.write_json
+
+    def fail_index(path, obj, **kwargs):  # the staged card.json is written too; only the index write fails
+        if Path(path).name == "index.json":
+            raise OSError("disk full while writing the index")
+        write_json(path, obj, **kwargs)
 
     monkeypatch.setattr(lqsearch_io, "write_json", fail_index)
     with pytest.raises(OSError, match="disk full"):

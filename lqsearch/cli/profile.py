@@ -1,15 +1,20 @@
 """`lqsearch profile SPACE [--genome ...]`: the binary-aware cost of one genome, as a table."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import math
+from typing import Optional, Sequence, Tuple
 
 import larq as lq
-import yaml
 
 from lqsearch import cost, quantizers, spaces
+from lqsearch.checks import check_finite, check_int
 from lqsearch.cli.errors import UsageError
+from lqsearch.run import yaml_text
+from lqsearch.run.validation import minimum_image_size
 
-__all__ = ["add_commands", "parse_genome_arg", "parse_options", "format_cost_table"]
+__all__ = ["add_commands", "parse_genome_arg", "parse_options", "parse_input_shape", "format_cost_table"]
+
+GENOME_EXAMPLE = "e.g. --genome 0.5,2,1,1,1,0.5 or --genome uniform:2"
 
 
 def add_commands(sub) -> None:
@@ -28,42 +33,102 @@ def add_commands(sub) -> None:
 def _parse_number(text: str):
     text = text.strip()
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
-            raise UsageError(f"genome value {text!r} is not a number; give numbers separated by commas, e.g. 0.5,2,1,1,1,0.5") from None
+            raise UsageError(f"--genome value {text!r} is not a number; {GENOME_EXAMPLE}.") from None
+    if not math.isfinite(value):
+        raise UsageError(f"--genome value {text!r} is not a finite number; NaN and infinity are refused. "
+                         f"Fix: {GENOME_EXAMPLE}.")
+    return value
 
 
 def parse_genome_arg(space, text: Optional[str]):
-    """Parses `--genome`: comma-separated values in paper order, or `uniform:V`. None -> uniform 1."""
+    """Parses `--genome`: comma-separated values in paper order, or `uniform:V`. None -> uniform 1.
+
+    Raises:
+        UsageError: on a value that is not a finite number, an empty item, a uniform value <= 0,
+            or a genome the space refuses (wrong length, value not allowed).
+    """
     if text is None:
         return space.reference_genome()
     if text.startswith("uniform:"):
-        return space.uniform(_parse_number(text.split(":", 1)[1]))
-    values = [_parse_number(v) for v in text.split(",") if v.strip()]
-    return space.genome(values)
+        value = _parse_number(text.split(":", 1)[1])
+        if value <= 0:
+            raise UsageError(f"--genome {text!r}: a uniform value must be > 0 (it is the expansion ratio or group "
+                             f"count of every gene). Fix: {GENOME_EXAMPLE}.")
+        return space.uniform(value)
+    items = text.split(",")
+    if any(not item.strip() for item in items):
+        raise UsageError(f"--genome {text!r} has an empty value; give one number per gene, separated by commas, "
+                         f"{GENOME_EXAMPLE}.")
+    try:
+        return space.genome([_parse_number(item) for item in items])
+    except ValueError as error:
+        raise UsageError(f"--genome {text!r}: {error}") from None
 
 
 def parse_options(pairs: Sequence[str]) -> dict:
-    """Parses `key=value` pairs, values as YAML scalars."""
+    """Parses `--option key=value` pairs, values as YAML scalars (YAML 1.2 numbers).
+
+    Raises:
+        UsageError: on a pair that is not key=value, a key given twice, or NaN or infinity.
+    """
     options = {}
     for pair in pairs:
-        if "=" not in pair:
-            raise UsageError(f"option {pair!r} is not key=value; write e.g. --option width_multiplier=0.25")
-        key, value = pair.split("=", 1)
-        options[key.strip()] = yaml.safe_load(value)
+        key, equals, raw = pair.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise UsageError(f"--option {pair!r} is not key=value; write e.g. --option width_multiplier=0.25")
+        if key in options:
+            raise UsageError(f"--option {key} is given twice; keep one of them.")
+        try:
+            options[key] = check_finite(f"--option {key}", yaml_text.load_scalar(raw, source=f"--option {pair!r}"))
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     return options
 
 
+def parse_input_shape(text: Optional[str]) -> Optional[Tuple[int, int, int]]:
+    """Parses `--input-shape H,W,C` into three positive integers (None when not given).
+
+    Raises:
+        UsageError: on anything else.
+    """
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise UsageError(f"--input-shape {text!r} is not three positive integers H,W,C; write e.g. --input-shape 32,32,3.")
+    return shape
+
+
 def _cmd_profile(args) -> int:
-    space = spaces.get(args.space, **parse_options(args.option))
+    options = parse_options(args.option)
+    try:
+        space = spaces.get(args.space, **options)
+        quantizer = quantizers.get(args.quantizer or space.default_quantizer).name
+        num_classes = None if args.num_classes is None else check_int("--num-classes", args.num_classes, minimum=2)
+    except ValueError as error:  # the space, its options, the preset and the classes all come from the user
+        raise UsageError(str(error)) from None
     genome = parse_genome_arg(space, args.genome)
-    quantizers.get(args.quantizer or space.default_quantizer)
-    input_shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else None
-    build = dict(input_shape=input_shape, num_classes=args.num_classes, quantizer=args.quantizer)
-    model = space.build(genome, **build)
+    input_shape = parse_input_shape(args.input_shape)
+    build = dict(input_shape=input_shape, num_classes=num_classes, quantizer=quantizer)
+    try:
+        model = space.build(genome, **build)
+    except ValueError:
+        shape = input_shape or space.default_input_shape
+        minimum = minimum_image_size(space, channels=shape[-1], quantizer=quantizer)
+        if min(shape[:2]) >= minimum:
+            raise
+        raise UsageError(f"--input-shape {','.join(map(str, shape))} is too small for search space {space.name!r}: "
+                         f"its pooling needs at least {minimum}x{minimum}. Fix: e.g. --input-shape "
+                         f"{minimum},{minimum},{shape[-1]}.") from None
     reference = cost.profile(space.build(space.reference_genome(), **build))
     result = cost.profile(model)
     if args.summary:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lqsearch.cli.errors import UsageError
 from lqsearch.run import recipes
 from lqsearch.run.runner import rebuild_report, run_recipe
 
@@ -22,7 +23,9 @@ def _cmd_show(args) -> int:
 
 def _cmd_run(args) -> int:
     recipe = recipes.load_recipe(args.recipe, args.overrides, smoke=args.smoke)
-    out_dir = Path(args.out) if args.out else Path("runs") / recipe.name
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty; give a run directory, e.g. --out runs/mine (default runs/NAME).")
+    out_dir = Path(args.out) if args.out is not None else Path("runs") / recipe.name
     run_recipe(recipe, out_dir, verbose=1 if args.verbose else 0)
     return 0
 

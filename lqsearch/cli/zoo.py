@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from lqsearch import io
+from lqsearch.cli.errors import UsageError
 from lqsearch.deploy import registry
 
 __all__ = ["add_commands"]
@@ -56,6 +57,9 @@ def add_commands(sub) -> None:
 
 
 def _cmd_publish(args) -> int:
+    if args.latency_runs < 1:
+        raise UsageError(f"--latency-runs must be at least 1 (timed runs per latency), got {args.latency_runs}. "
+                         "Fix: e.g. --latency-runs 20.")
     entry = registry.publish(args.source, name=args.name, version=args.version, registry=args.registry,
                         latency_runs=args.latency_runs)
     card = entry["card"]
@@ -109,14 +113,28 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_export(args) -> int:
+    """Checks the format, the card and the output path, fetches the verified flatbuffer, and only then writes
+    it (to a temporary file renamed into place), so a failure leaves no file behind."""
     if args.format not in EXPORT_FORMATS:
-        raise ValueError(f"Unknown export format {args.format!r}; valid formats are {', '.join(EXPORT_FORMATS)}.")
+        raise UsageError(f"Unknown export format {args.format!r}; valid formats are {', '.join(EXPORT_FORMATS)}. "
+                         "Fix: --format tflite.")
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty; give the output file, e.g. --out model.tflite.")
     card = registry.get_card(args.name, version=args.version, registry=args.registry)
-    source = registry.fetch(args.name, file="tflite", version=card["version"], registry=args.registry)
     out = Path(args.out or f"{card['name']}-v{card['version']}.tflite")
-    io.atomic_write_bytes(out, source.read_bytes())
+    problem = io.file_problem(out)
+    if problem:
+        raise UsageError(f"--out {out} {problem}. Fix: give a file path in a folder you can write, e.g. "
+                         f"--out {card['name']}-v{card['version']}.tflite.")
+    report = _lce_line(card)
+    source = registry.fetch(args.name, file="tflite", version=card["version"], registry=args.registry)
+    try:
+        io.atomic_copy(source, out)
+    except OSError as error:
+        raise UsageError(f"Cannot write {out}: {error.strerror or error}; nothing was written. Fix: free some "
+                         "space or choose another --out.") from None
     print(f"Wrote {out} ({out.stat().st_size:,} bytes) for {card['name']} version {card['version']}")
-    print(_lce_line(card))
+    print(report)
     return 0
 
 

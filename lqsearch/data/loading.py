@@ -1,9 +1,11 @@
 """`load_dataset` and `from_arrays`: the entry points of `lqsearch.data`."""
 import numpy as np
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from lqsearch.data import readers, tfds_source
 from lqsearch.data.dataset import Dataset, make_options
+from lqsearch.data.errors import DataError
 from lqsearch.data.imagenet import load_imagenet
 from lqsearch.data.pipelines import IMAGENET_CROP, build_pipeline
 from lqsearch.data.sources import DEFAULT_FASHION_MNIST_DIR, parse_source
@@ -61,7 +63,7 @@ def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batc
     if spec.family == "imagenet":
         return load_imagenet(spec.name, opts, data_dir=data_dir, manual_dir=manual_dir)
     if spec.kind == "tfds":
-        arrays = tfds_source.read_tfds_arrays(spec.name, data_dir=data_dir, download=download)
+        arrays = _read_tfds(spec.name, data_dir=data_dir, download=download)
     elif spec.kind == "npz":
         arrays = readers.read_npz(spec.path)
     elif spec.name == "fashion_mnist_local":
@@ -69,6 +71,21 @@ def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batc
     else:
         arrays = readers.read_embedded()
     return _dataset_from_checked(spec.name, arrays, spec.family, opts)
+
+
+def _read_tfds(name, *, data_dir, download):
+    """`tfds_source.read_tfds_arrays`, with a not-prepared dataset reported with the fixes a recipe can use."""
+    try:
+        return tfds_source.read_tfds_arrays(name, data_dir=data_dir, download=download)
+    except DataError:
+        builder = tfds.builder(name, data_dir=data_dir)
+        if download or (builder.data_path / "dataset_info.json").exists():
+            raise
+    raise DataError(
+        f"tfds dataset {name!r} is not prepared in {builder.data_dir}. Fix: prepare it once with `tfds build {name} "
+        f"--data_dir DIR` (needs the network) and set the recipe key data.data_dir=DIR (in Python: "
+        f"load_dataset({name!r}, data_dir=DIR), or download=True), or use an offline dataset: "
+        "dataset=fashion_mnist_local or dataset=embedded.")
 
 
 def from_arrays(x_train, y_train, x_test, y_test, *, name="arrays", num_classes=None,

@@ -29,6 +29,8 @@ FASHION_MNIST_FILES = {
 }
 FASHION_MNIST_NUM_CLASSES = 10
 NPZ_REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+#: Optional `.npz` key: the class count, when some classes have no train example (labels 0..K-1 otherwise).
+NPZ_NUM_CLASSES_KEY = "num_classes"
 EMBEDDED_FILE = "fashion_mnist_sample.npz"
 ALLOWED_CHANNELS = (1, 3)
 
@@ -162,7 +164,9 @@ def read_npz(path):
 
     Arguments:
         path: the `.npz` file. Images are uint8 of shape (N, H, W) or
-            (N, H, W, C) with C in {1, 3}; labels are integers 0..K-1.
+            (N, H, W, C) with C in {1, 3}; labels are integers 0..K-1, every
+            class present in `y_train` unless the optional scalar key
+            `num_classes` states K.
 
     Returns:
         A dict of the four arrays, checked by `check_arrays`.
@@ -192,9 +196,17 @@ def read_npz(path):
                 "y_train=..., x_test=..., y_test=...).")
         try:
             arrays = {key: npz[key] for key in NPZ_REQUIRED_KEYS}
+            stated = npz[NPZ_NUM_CLASSES_KEY] if NPZ_NUM_CLASSES_KEY in npz.files else None
         except (zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError) as error:
             raise DataError(unreadable.format(error)) from None
-    return check_arrays(arrays, where=str(path))
+    num_classes = None
+    if stated is not None:
+        if stated.shape != () or not np.issubdtype(stated.dtype, np.integer) or int(stated) < 2:
+            raise DataError(f"{path}: {NPZ_NUM_CLASSES_KEY!r} must be one integer >= 2, got {stated!r}. Fix: "
+                            "np.savez(path, ..., num_classes=10), or leave it out when every class 0..K-1 occurs "
+                            "in y_train.")
+        num_classes = int(stated)
+    return check_arrays(arrays, where=str(path), num_classes=num_classes)
 
 
 def _check_images(images, *, key, where):
@@ -254,6 +266,10 @@ def _check_labels(labels, *, key, where, num_classes):
         position = int(np.argmin(labels))
         raise DataError(f"{where}: {key!r} holds the negative label {labels[position]} at "
                           f"index {position}. Fix: labels must be class indices 0..K-1.")
+    if labels.size and labels.max() > np.iinfo(np.int32).max:
+        position = int(np.argmax(labels))
+        raise DataError(f"{where}: {key!r} holds the label {labels[position]} at index {position}, too large for "
+                        "a class index. Fix: labels must be class indices 0..K-1.")
     if num_classes is not None and labels.size and labels.max() >= num_classes:
         position = int(np.argmax(labels))
         raise DataError(f"{where}: {key!r} holds the label {labels[position]} at index "
@@ -288,6 +304,7 @@ def check_arrays(arrays, *, where, num_classes=None, file_names=None):
         train_labels = _check_labels(arrays["y_train"], key="y_train", where=where,
                                      num_classes=None)
         num_classes = int(train_labels.max()) + 1 if train_labels.size else 0
+        _check_every_class_present(train_labels, num_classes, where=file_names.get("y_train", where))
     for key in ("y_train", "y_test"):
         checked[key] = _check_labels(arrays[key], key=key, where=file_names.get(key, where),
                                      num_classes=num_classes)
@@ -303,6 +320,30 @@ def check_arrays(arrays, *, where, num_classes=None, file_names=None):
                           "image size for both splits.")
     checked["num_classes"] = num_classes
     return checked
+
+
+def _check_every_class_present(labels, num_classes, *, where):
+    """With an inferred class count (max label + 1), every class 0..K-1 must occur in the train labels.
+
+    Otherwise one stray label (say 10**6 among 0..9) would silently make a classifier of a million classes.
+
+    Raises:
+        DataError: naming the missing classes, the largest label and the two fixes.
+    """
+    present = np.unique(labels)
+    if present.size == num_classes:
+        return
+    # The first few missing classes: among the first present.size + 5 integers at least 5 are missing
+    # (or all of the missing ones), so this stays small even for a label of 2**31 - 1.
+    missing = np.setdiff1d(np.arange(min(num_classes, present.size + 5)), present)
+    count = num_classes - present.size
+    position = int(np.argmax(labels))
+    shown = ", ".join(str(c) for c in missing[:5]) + (", ..." if count > 5 else "")
+    raise DataError(
+        f"{where}: 'y_train' labels go up to {labels[position]} (index {position}), so there would be "
+        f"{num_classes} classes, but {count} of them never occur ({shown}); a stray or shifted label? "
+        "Fix: make the labels 0..K-1 with every class present, or state the class count (the key "
+        f"{NPZ_NUM_CLASSES_KEY!r} in the .npz, or from_arrays(num_classes=K)).")
 
 
 def read_embedded():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -57,10 +57,26 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
+        """Parses a card written by `to_json`.
+
+        Raises:
+            ValueError: on text that is not a JSON object, or unknown, missing or malformed keys.
+        """
         data = json.loads(text)
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if not isinstance(data, dict):
+            raise ValueError(f"A model card is a JSON object, got {type(data).__name__}.")
+        fields = cls.__dataclass_fields__
+        unknown = sorted(set(data) - set(fields))
         if unknown:
-            raise ValueError(f"Model card has unknown keys {unknown}; valid keys are {sorted(cls.__dataclass_fields__)}.")
+            raise ValueError(f"Model card has unknown keys {unknown}; valid keys are {sorted(fields)}.")
+        required = [name for name, f in fields.items() if f.default is MISSING and f.default_factory is MISSING]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValueError(f"Model card has no {', '.join(missing)}; a card needs {', '.join(required)}.")
+        if not isinstance(data["space"], dict) or not isinstance(data["space"].get("name"), str):
+            raise ValueError(f"Model card key 'space' must be {{'name': ..., 'options': ...}}, got {data['space']!r}.")
+        if not isinstance(data["input_shape"], list) or not isinstance(data["genome"], dict):
+            raise ValueError("Model card keys 'input_shape' and 'genome' must be a list and an object.")
         data["input_shape"] = tuple(data["input_shape"])
         return cls(**data)
 

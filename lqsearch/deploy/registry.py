@@ -8,8 +8,11 @@ Layout of a registry root (a local directory, or an http(s) URL serving the same
     ROOT/NAME/VERSION/model.tflite  the LCE flatbuffer (sha256 in the card)
     ROOT/NAME/VERSION/README.md     a short model card for people
 
-Publishing builds the whole entry in `ROOT/.staging/`, renames it into place and
-then rewrites `index.json` atomically, under a lock. A crash at any point leaves
+Publishing first checks everything it can without writing (`check_publish_target`:
+the root, the index, the name and version), then builds the whole entry in
+`ROOT/.staging/`, renames it into place and then rewrites `index.json`
+atomically, under a lock. Published files are 0644 and folders 0755, so a web
+server running as another user can serve the registry. A crash at any point leaves
 `index.json` and every published version as they were; a published version is
 never overwritten. A version folder missing from `index.json` is debris of a
 crashed publish: it was never published, and the next publish of it replaces it.
@@ -34,6 +37,7 @@ import tensorflow as tf
 
 from lqsearch import cost, io, quantizers, spaces
 from lqsearch._version import __version__
+from lqsearch.checks import check_int
 from lqsearch.deploy import artifact, lce
 from lqsearch.deploy.registry_files import (
     CARD_FILE,
@@ -47,7 +51,9 @@ from lqsearch.deploy.registry_files import (
     WEIGHTS_FILE,
     HashMismatchError,
     Registry,
+    RegistryError,
     RegistryRoot,
+    check_card,
     check_identifier,
     default_cache_dir,
     default_registry,
@@ -58,8 +64,8 @@ from lqsearch.deploy.registry_files import (
     version_key,
 )
 
-__all__ = ["publish", "list_models", "get_card", "fetch", "load", "HashMismatchError",
-           "default_registry", "default_cache_dir"]
+__all__ = ["publish", "check_publish_target", "list_models", "get_card", "fetch", "load", "HashMismatchError",
+           "RegistryError", "default_registry", "default_cache_dir"]
 
 
 # -- publishing ---------------------------------------------------------------------------
@@ -82,30 +88,29 @@ def publish(model_dir_or_run_dir: Union[str, os.PathLike], *, name: str, version
         the full metadata `card`.
 
     Raises:
-        ValueError: on an http(s) registry (read-only), an invalid name or version,
-            a source that is not a saved model, a version already published, or a
-            model LCE cannot convert. The registry is left unchanged.
+        RegistryError: on an http(s) registry (read-only), a root that cannot be
+            written, a malformed index, an invalid name or version, a source that is
+            not a saved model, or a version already published; nothing is written then.
+        ValueError: on a model LCE cannot convert. The registry is left unchanged.
     """
-    root = RegistryRoot(registry)
-    if root.remote:
-        raise ValueError(f"Cannot publish to {root}: http(s) registries are read-only; publish to a local "
-                         "folder and serve that folder.")
+    check_int("latency_runs", latency_runs, minimum=1, error=RegistryError)
+    root = check_publish_target(name, version=version, registry=registry)
     name = check_identifier("name", name)
     version = None if version is None else check_identifier("version", version)
     model_dir, recipe = _resolve_source(Path(model_dir_or_run_dir))
-    source = artifact.load_card(model_dir)
-    base = root.path()
-    base.mkdir(parents=True, exist_ok=True)
+    source = _source_card(model_dir)
+    base = io.make_dirs(root.path())
     with _publish_lock(base):
-        index = root.read_index()
+        index = root.read_index()  # again, under the lock: another publish may have finished meanwhile
         version = version or next_version(index, name)
         _refuse_published(index, root, name, version)
+        _remove_debris(root, name, version)
         staging = _new_staging_dir(base, name, version)
         target = base / name / version
         try:
             card = _stage_entry(staging, model_dir, source, recipe, name=name, version=version,
                                 latency_runs=latency_runs)
-            target.parent.mkdir(exist_ok=True)
+            io.make_dirs(target.parent)
             os.rename(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -122,47 +127,107 @@ def publish(model_dir_or_run_dir: Union[str, os.PathLike], *, name: str, version
     return {"name": name, "version": version, "registry": str(root), "path": str(target), **summary, "card": card}
 
 
+def check_publish_target(name: str, *, version: Optional[Any] = None, registry: Registry = None) -> RegistryRoot:
+    """Checks, without writing anything, that `name` (and `version`) can be published into `registry`.
+
+    Arguments:
+        name: the model name.
+        version: the version, or None for the next one.
+        registry: the registry root; default `default_registry()`.
+
+    Returns:
+        The `RegistryRoot`.
+
+    Raises:
+        RegistryError: on an invalid name or version, an http(s) registry, a root that is a file, lies
+            under a file or cannot be created or written, a malformed `index.json`, or a version already
+            published.
+    """
+    root = RegistryRoot(registry)
+    check_identifier("name", name)
+    version = None if version is None else check_identifier("version", version)
+    if root.remote:
+        raise RegistryError(f"Cannot publish to {root}: http(s) registries are read-only. Fix: publish to a local "
+                            "folder and serve that folder.")
+    problem = io.folder_problem(root.path())
+    if problem:
+        raise RegistryError(f"The registry {root} {problem}. Fix: pass --registry (or publish.registry) a folder "
+                            "you can write.")
+    index = root.read_index()
+    if version is not None:
+        _refuse_published(index, root, name, version)
+    return root
+
+
 def _resolve_source(path: Path) -> Tuple[Path, Optional[str]]:
     """(artifact dir, recipe text or None) of a run dir or an artifact dir."""
-    if (path / artifact.CARD_FILE).exists():
+    if (path / artifact.CARD_FILE).is_file():
         model_dir, recipe_file = path, None
-    elif (path / "final" / artifact.CARD_FILE).exists():
+    elif (path / "final" / artifact.CARD_FILE).is_file():
         model_dir, recipe_file = path / "final", path / "recipe.yaml"
     else:
-        raise ValueError(f"{path} is neither a saved model (weights.h5 + model.json) nor a run directory with "
-                         "final/model.json; pass a run directory of `lqsearch recipe run`, or its final/ folder.")
-    if not (model_dir / artifact.WEIGHTS_FILE).exists():
-        raise ValueError(f"{model_dir} has a model.json but no {artifact.WEIGHTS_FILE}; re-save the model.")
-    recipe = recipe_file.read_text() if recipe_file is not None and recipe_file.exists() else None
+        raise RegistryError(f"{path} is neither a saved model (weights.h5 + model.json) nor a run directory with "
+                            "final/model.json. Fix: pass a run directory of `lqsearch recipe run`, or its final/ "
+                            "folder.")
+    if not (model_dir / artifact.WEIGHTS_FILE).is_file():
+        raise RegistryError(f"{model_dir} has a model.json but no {artifact.WEIGHTS_FILE}. Fix: re-save the model.")
+    try:
+        recipe = recipe_file.read_text(encoding="utf-8") if recipe_file is not None and recipe_file.exists() else None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RegistryError(f"{recipe_file} cannot be read as text ({error}). Fix: restore it, or publish the "
+                            "final/ folder alone.") from None
     return model_dir, recipe
+
+
+def _source_card(model_dir: Path) -> artifact.ModelCard:
+    """The card of the model to publish; RegistryError naming the file when it is malformed."""
+    try:
+        source = artifact.load_card(model_dir)
+        spaces.from_config(source.space).genome(source.genome)
+        quantizers.get(source.quantizer)
+    except (OSError, ValueError) as error:
+        raise RegistryError(f"{model_dir / artifact.CARD_FILE} does not describe a model lqsearch can rebuild "
+                            f"({error}). Fix: re-save the model with lqsearch.deploy.artifact.save.") from None
+    return source
 
 
 def _refuse_published(index: Dict[str, Any], root: RegistryRoot, name: str, version: str) -> None:
     if version in index["models"].get(name, {}):
-        raise ValueError(f"{name} version {version} is already published in {root} and is never overwritten; "
-                         f"publish a new version, e.g. --version {next_version(index, name)}.")
+        raise RegistryError(f"{name} version {version} is already published in {root} and is never overwritten; "
+                            f"publish a new version, e.g. --version {next_version(index, name)} (in a recipe: "
+                            f"publish.version={next_version(index, name)}).")
+
+
+def _remove_debris(root: RegistryRoot, name: str, version: str) -> None:
+    """Removes a version folder missing from the index: debris of a crashed publish, never published."""
     leftover = root.path(name, version)
-    if leftover.exists():  # debris of a crashed publish: not in the index, so never published
+    if leftover.exists():
         shutil.rmtree(leftover)
 
 
 @contextlib.contextmanager
 def _publish_lock(base: Path) -> Iterator[None]:
     """An exclusive lock on the registry for one publish (released by the OS if the process dies)."""
-    with open(base / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    descriptor = os.open(base / LOCK_FILE, os.O_RDWR | os.O_CREAT, io.FILE_MODE)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
 
 
 def _new_staging_dir(base: Path, name: str, version: str) -> Path:
-    """A fresh staging folder; staging left by killed publishes is removed (we hold the lock)."""
+    """A fresh staging folder (0755, as the version folder it becomes); staging left by killed publishes is
+    removed (we hold the lock)."""
     staging_root = base / STAGING_DIR
     shutil.rmtree(staging_root, ignore_errors=True)
-    staging_root.mkdir()
-    return Path(tempfile.mkdtemp(prefix=f"{name}-{version}-", dir=staging_root))
+    io.make_dirs(staging_root)
+    staging = Path(tempfile.mkdtemp(prefix=f"{name}-{version}-", dir=staging_root))
+    os.chmod(staging, io.DIR_MODE)
+    return staging
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -173,11 +238,11 @@ def _remove_if_empty(folder: Path) -> None:
 def _stage_entry(staging: Path, model_dir: Path, source: artifact.ModelCard, recipe: Optional[str], *,
                  name: str, version: str, latency_runs: int) -> Dict[str, Any]:
     """Writes weights, `.tflite`, README and card into `staging`; returns the card."""
-    shutil.copyfile(model_dir / artifact.WEIGHTS_FILE, staging / WEIGHTS_FILE)
+    io.atomic_copy(model_dir / artifact.WEIGHTS_FILE, staging / WEIGHTS_FILE)
     model = source.build()
     model.load_weights(str(staging / WEIGHTS_FILE))
     flatbuffer = lce.convert(model)
-    (staging / TFLITE_FILE).write_bytes(flatbuffer)
+    io.atomic_write_bytes(staging / TFLITE_FILE, flatbuffer)
     report = lce.conversion_report(model, flatbuffer)
     latency = lce.compare_latency(model, source.build(quantizer="float"),
                                   lce_binary=quantizers.get(source.quantizer).lce_binary,
@@ -192,9 +257,9 @@ def _stage_entry(staging: Path, model_dir: Path, source: artifact.ModelCard, rec
         "recipe": recipe, "source": str(model_dir.resolve()), "extra": source.extra,
         "files": {"weights": _file_info(staging, WEIGHTS_FILE), "tflite": _file_info(staging, TFLITE_FILE)},
     }
-    (staging / README_FILE).write_text(_readme(card, report))
+    io.atomic_write_text(staging / README_FILE, _readme(card, report))
     card["files"]["readme"] = _file_info(staging, README_FILE)
-    (staging / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True))
+    io.write_json(staging / CARD_FILE, card)
     return card
 
 
@@ -261,13 +326,19 @@ def get_card(name: str, *, version: Optional[Any] = None, registry: Registry = N
     """The metadata card of a published model (latest version by default), hash-verified.
 
     Raises:
-        ValueError: on an unknown name or version (listing the published ones).
+        RegistryError: on an unknown name or version (listing the published ones), or a malformed card.
         HashMismatchError: if the card differs from the sha256 in `index.json`.
     """
     root = RegistryRoot(registry)
     version, summary = resolve(root.read_index(), root, name, version)
     path = fetch_verified(root, name, version, CARD_FILE, summary["card_sha256"], cache_dir)
-    return json.loads(Path(path).read_text())
+    where = root.url(name, version, CARD_FILE) if root.remote else str(root.path(name, version, CARD_FILE))
+    try:
+        card = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RegistryError(f"{where} is not a readable JSON card ({error}). Fix: restore it from a backup, or "
+                            "publish the model again.") from None
+    return check_card(card, where)
 
 
 def fetch(name: str, *, file: str = "weights", version: Optional[Any] = None, registry: Registry = None,

@@ -5,33 +5,38 @@ quantizer preset, the dataset and its splits, how candidates are evaluated,
 the evolution settings, the final retraining and what to publish. Shipped
 recipes live in the top-level `recipes/` folder (installed as the package data
 `lqsearch._recipes`). Overrides use dotted keys (`search.population_size=8`)
-whose values are parsed as YAML scalars. Unknown keys, wrong types and
-out-of-range values raise `RecipeError` with the closest valid key and the
-allowed range.
+whose values are parsed as YAML scalars (YAML 1.2 numbers: `2e6` is a
+number, see `lqsearch.run.yaml_text`). Unknown keys, keys given twice, wrong
+types, NaN or infinity and out-of-range values raise `RecipeError` with the
+closest valid key, the allowed range and an example fix.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.resources
-from pathlib import Path
+import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
 from lqsearch import data, quantizers, spaces, training
+from lqsearch.checks import check_finite, example_value
+from lqsearch.deploy.registry_files import check_identifier
+from lqsearch.run import yaml_text
+from lqsearch.run.recipe_text import (
+    RecipeError,
+    apply_overrides,
+    list_recipes,
+    parse_override,
+    parse_overrides,
+    read_recipe_text,
+)
 from lqsearch.search.settings import SCHEDULES, EvolutionSettings
 
 __all__ = [
-    "Recipe", "RecipeError", "list_recipes", "load_recipe", "apply_overrides", "parse_override",
-    "SMOKE_OVERRIDES", "to_yaml", "from_dict",
+    "Recipe", "RecipeError", "list_recipes", "load_recipe", "read_recipe_text", "apply_overrides", "parse_override",
+    "parse_overrides", "SMOKE_OVERRIDES", "to_yaml", "from_dict",
 ]
-
-_REPO_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-
-
-class RecipeError(ValueError):
-    """An invalid recipe, key or value; the message says what to change."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,14 +154,21 @@ _ALIASES = {"lambda": "lam"}
 _RANGES = {
     "search.population_size": (1, None), "search.num_parents": (1, None), "search.num_crossovers": (0, None),
     "search.num_mutations": (0, None), "search.mutation_rate": (0, 1), "search.generations": (1, None),
-    "search.max_trials": (1, None), "search.lambda": (0, None), "search.max_flops": (0, None),
+    "search.max_trials": (1, None), "search.lambda": (0, None), "search.max_flops": (0, None), "search.seed": (0, None),
     "evaluation.epochs": (0, None), "evaluation.widest_epochs": (0, None), "evaluation.supernet_steps": (0, None),
-    "evaluation.recalibration_batches": (0, None), "final.epochs": (0, None), "final.top_n": (1, None), "final.seeds": (1, None),
+    "evaluation.recalibration_batches": (0, None), "final.epochs": (0, None), "final.top_n": (1, None),
+    "final.seeds": (1, None),
     "data.batch_size": (1, None), "data.search_fraction": (0, 1), "data.search_val_per_class": (1, None),
     "data.search_train_per_class": (1, None),
-    "data.train_limit": (1, None), "data.test_limit": (1, None), "data.image_size": (1, None),
+    "data.train_limit": (1, None), "data.test_limit": (1, None), "data.image_size": (1, None), "data.seed": (0, None),
+    **{f"{group}.training.{key}": bounds for group in ("evaluation", "final") for key, bounds in (
+        ("epochs", (0, None)), ("learning_rate", (0, None)), ("batch_size", (1, None)), ("steps_per_epoch", (1, None)))},
 }
-_CHOICES = {"strategy": ("default", "mirrored"), "evaluation.mode": ("scratch", "inherit", "oneshot"), "search.cost_metric": ("flops", "latency"), "search.schedule": SCHEDULES}
+#: Range bounds that are excluded: a ceiling of 0 FLOPs, a held-out fraction of 0 or 1.
+_OPEN_LOW = {"search.max_flops", "data.search_fraction", "evaluation.training.learning_rate", "final.training.learning_rate"}
+_OPEN_HIGH = {"data.search_fraction"}
+_CHOICES = {"strategy": ("default", "mirrored"), "evaluation.mode": ("scratch", "inherit", "oneshot"),
+            "search.cost_metric": ("flops", "latency"), "search.schedule": SCHEDULES}
 
 #: The smoke preset: any recipe shrunk to seconds on the embedded sample (and its
 #: baselines cut to the first one).
@@ -219,11 +231,13 @@ def _coerce(value: Any, tp, key: str):
     if origin in (dict, Dict):
         if not isinstance(value, Mapping):
             raise RecipeError(f"Recipe key {key!r} must be a mapping, got {value!r}.")
-        return dict(value)
+        return check_finite(key, dict(value), error=RecipeError)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if tp is str and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # `publish.version=2`
     if tp is Any:
-        return value
+        return check_finite(key, value, error=RecipeError)
     if tp in (int, float, str, bool) and (type(value) is not tp):
         raise RecipeError(f"Recipe key {key!r} must be {_type_name(tp)}, got {value!r}.")
     _check_range(key, value)
@@ -233,11 +247,38 @@ def _coerce(value: Any, tp, key: str):
 def _check_range(key: str, value) -> None:
     if key in _CHOICES and value not in _CHOICES[key]:
         raise RecipeError(f"Recipe key {key!r} must be one of {', '.join(_CHOICES[key])}, got {value!r}.")
-    if key in _RANGES and isinstance(value, (int, float)):
-        low, high = _RANGES[key]
-        if (low is not None and value < low) or (high is not None and value > high) or (key == "search.max_flops" and value == 0):
-            allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-            raise RecipeError(f"Recipe key {key!r} is out of range: {value!r}; allowed values are {allowed}.")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    low, high = _RANGES.get(key, (None, None))
+    low_open, high_open = key in _OPEN_LOW, key in _OPEN_HIGH
+    example = _default_of(key)
+    if not isinstance(example, (int, float)) or isinstance(example, bool) or not (
+            (low is None or example > low) and (high is None or example < high)):
+        example = example_value(low, high, low_open, high_open)
+    fix = f"Fix: e.g. {key}={example:g}."
+    if not math.isfinite(value):
+        raise RecipeError(f"Recipe key {key!r} must be a finite number, got {value!r}; NaN and infinity are not "
+                          f"numbers here. {fix}")
+    too_low = low is not None and (value < low or (low_open and value == low))
+    too_high = high is not None and (value > high or (high_open and value == high))
+    if too_low or too_high:
+        if high is None:
+            allowed = f"{'>' if low_open else '>='} {low}"
+        else:
+            allowed = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise RecipeError(f"Recipe key {key!r} is out of range: {value!r}; allowed values are {allowed}. {fix}")
+
+
+def _default_of(key: str) -> Any:
+    """The default of a dotted recipe key (None when it has none), for example fixes in messages."""
+    node: Any = Recipe
+    for part in key.split("."):
+        fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
+        field = fields.get(_field_key(part))
+        if field is None or field.default is dataclasses.MISSING:
+            return None
+        node = field.default
+    return node
 
 
 def _build(cls, data: Mapping[str, Any], path: str = ""):
@@ -245,12 +286,13 @@ def _build(cls, data: Mapping[str, Any], path: str = ""):
     kwargs = {}
     for key, value in data.items():
         name = _field_key(str(key))
-        if name not in hints:
+        if name not in hints or _yaml_key(name) != str(key):  # `lam` is spelled `lambda` in recipes
             raise _unknown_key_error(path, str(key), cls)
         kwargs[name] = _coerce(value, hints[name], path + str(key))
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
-        raise RecipeError(f"The recipe has no {', '.join(repr(path + m) for m in missing)}; add it.")
+        example = " (e.g. `space: vgg_small`)" if "space" in missing and not path else ""
+        raise RecipeError(f"The recipe has no {', '.join(repr(path + m) for m in missing)}; add it{example}.")
     return cls(**kwargs)
 
 
@@ -268,8 +310,14 @@ def from_dict(data: Mapping[str, Any]) -> Recipe:
 
 
 def _check_names(recipe: Recipe) -> None:
+    """Checks what the types and ranges cannot: names (space, options, quantizer, dataset, presets), the
+    baselines against the space, the evolution settings together (`EvolutionSettings`), publish identifiers."""
     try:
         space = spaces.get(recipe.space, **recipe.space_options)
+    except ValueError as error:
+        where = "space_options" if recipe.space in spaces.list_spaces() else "space"
+        raise RecipeError(f"Recipe key {where!r}: {error}") from None
+    try:
         quantizers.get(recipe.quantizer or space.default_quantizer)
         data.parse_source(recipe.dataset)
         recipe.evaluation.training.config()
@@ -283,14 +331,21 @@ def _check_names(recipe: Recipe) -> None:
         try:
             if isinstance(baseline, (list, dict)):
                 space.genome(baseline)
-            elif isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or baseline <= 0:
-                raise ValueError(f"a uniform value must be a number > 0, got {baseline!r}")
+            elif isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or not baseline > 0:
+                raise ValueError(f"a uniform value must be a finite number > 0, got {baseline!r}")
         except ValueError as error:
             raise RecipeError(f"search.baselines: {baseline!r} does not fit space {recipe.space!r}: {error}") from None
     try:  # the evolution's own checks, in their one home
         EvolutionSettings(**{name: getattr(search, name) for name in EvolutionSettings.names() if hasattr(search, name)})
     except ValueError as error:
-        raise RecipeError(f"search: {error}") from None
+        raise RecipeError(f"Recipe keys 'search.*': {error}") from None
+    for key in ("name", "version"):
+        value = getattr(recipe.publish, key)
+        if value is not None:
+            try:
+                check_identifier(key, value)
+            except ValueError as error:
+                raise RecipeError(f"Recipe key 'publish.{key}': {error}") from None
 
 
 def to_dict(recipe: Recipe) -> Dict[str, Any]:
@@ -313,69 +368,6 @@ def to_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(to_dict(recipe), sort_keys=False, default_flow_style=False)
 
 
-def _recipe_files() -> Dict[str, Any]:
-    if _REPO_RECIPES.is_dir():
-        return {p.stem: p for p in sorted(_REPO_RECIPES.glob("*.yaml"))}
-    try:
-        root = importlib.resources.files("lqsearch._recipes")
-    except ModuleNotFoundError:
-        return {}
-    return {Path(str(p.name)).stem: p for p in sorted(root.iterdir(), key=lambda p: p.name) if p.name.endswith(".yaml")}
-
-
-def list_recipes() -> List[str]:
-    """Names of the shipped recipes."""
-    return sorted(_recipe_files())
-
-
-def read_recipe_text(name_or_path: str) -> Tuple[str, str]:
-    """Returns (name, YAML text) of a shipped recipe name or a path to a YAML file.
-
-    Raises:
-        RecipeError: if it is neither (listing the shipped recipes).
-    """
-    files = _recipe_files()
-    if name_or_path in files:
-        return name_or_path, files[name_or_path].read_text()
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        return path.stem, path.read_text()
-    close = difflib.get_close_matches(name_or_path, list(files), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise RecipeError(
-        f"Unknown recipe {name_or_path!r}.{hint} Available recipes: {', '.join(sorted(files))}; or give a path to a .yaml file."
-    )
-
-
-def parse_override(text: str) -> Tuple[str, Any]:
-    """`a.b=value` -> ("a.b", YAML-parsed value)."""
-    if "=" not in text or text.startswith("="):
-        raise RecipeError(f"Override {text!r} is not key=value; write e.g. search.population_size=8.")
-    key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise RecipeError(f"Override {text!r}: the value is not a YAML scalar.") from None
-    return key.strip(), value
-
-
-def apply_overrides(data: Dict[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
-    """A copy of `data` with dotted-key overrides applied (unknown keys are caught by validation)."""
-    result = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
-    for dotted, value in overrides.items():
-        node = result
-        parts = dotted.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise RecipeError(f"Override {dotted!r}: {part!r} is not a group of settings.")
-            node = child
-        node[parts[-1]] = value
-    return result
-
-
 def load_recipe(name_or_path: str, overrides: Sequence[str] = (), *, smoke: bool = False) -> Recipe:
     """Loads, overrides and validates a recipe.
 
@@ -391,15 +383,18 @@ def load_recipe(name_or_path: str, overrides: Sequence[str] = (), *, smoke: bool
         RecipeError: on any invalid recipe, override, key or value.
     """
     name, text = read_recipe_text(name_or_path)
+    parsed_overrides = parse_overrides(overrides)
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as error:
-        raise RecipeError(f"Recipe {name!r} is not valid YAML: {str(error).splitlines()[0]}") from None
+        data = yaml_text.load(text, source=f"Recipe {name_or_path!r}")
+    except yaml_text.YamlError as error:
+        raise RecipeError(str(error)) from None
+    data = {} if data is None else data
     if not isinstance(data, dict):
-        raise RecipeError(f"Recipe {name!r} must be a YAML mapping of keys.")
+        raise RecipeError(f"Recipe {name_or_path!r} must be a YAML mapping of keys (`space: vgg_small`, ...), "
+                          f"got a {type(data).__name__}.")
     data.setdefault("name", name)
     if smoke:
         data = apply_overrides(data, SMOKE_OVERRIDES)
         data["search"]["baselines"] = list(data["search"].get("baselines") or [])[:1]
-    data = apply_overrides(data, dict(parse_override(o) for o in overrides))
+    data = apply_overrides(data, parsed_overrides)
     return from_dict(data)

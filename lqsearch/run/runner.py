@@ -25,12 +25,13 @@ from typing import Any, Dict, List, Optional, TextIO
 
 import keras_tuner as kt
 
-from lqsearch import cost, io, spaces, training
+from lqsearch import cost, io, training
 from lqsearch.data import load_dataset
 from lqsearch.deploy import artifact, registry
 from lqsearch.run import recipes, study, verdict
 from lqsearch.run.progress import Progress, clock
 from lqsearch.run.report import write_report
+from lqsearch.run.validation import PUBLISHED_FILE, RECIPE_FILE, RunDirError, check_run_dir, validate
 from lqsearch.search.evaluation import EvaluationConfig
 from lqsearch.search.random_search import ConstrainedRandomSearch
 from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback, budget_constraint
@@ -38,36 +39,22 @@ from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback, budg
 __all__ = ["run_recipe", "rebuild_report", "RunDirError", "prepare_run_dir"]
 
 RESULTS_FILE = "results.json"
-RECIPE_FILE = "recipe.yaml"
 FINAL_DIR = "final"
 
 
-class RunDirError(ValueError):
-    """The output directory cannot be used for this recipe; the message says why."""
-
-
 def prepare_run_dir(recipe: recipes.Recipe, out_dir: Path) -> bool:
-    """Checks `out_dir` for `recipe` and records the recipe there.
+    """Checks `out_dir` for `recipe` (`validation.check_run_dir`) and records the recipe there.
 
     Returns:
         True when resuming an earlier run of the same recipe.
 
     Raises:
-        RunDirError: if `out_dir` holds another recipe's run, or is a non-empty
-            directory that is not a run directory. Nothing is written then.
+        RunDirError: if `out_dir` is unusable (a file, read-only, another recipe's run, a non-empty
+            directory that is not a run directory). Nothing is written then.
     """
-    text = recipes.to_yaml(recipe)
-    recipe_path = out_dir / RECIPE_FILE
-    if recipe_path.exists():
-        if recipe_path.read_text() != text:
-            raise RunDirError(
-                f"{out_dir} holds a run of a different recipe (its recipe.yaml differs); "
-                "use another --out directory, or delete that one to start over."
-            )
+    if check_run_dir(recipe, out_dir):
         return True
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise RunDirError(f"{out_dir} is not empty and holds no recipe.yaml; use an empty or new --out directory.")
-    io.atomic_write_text(recipe_path, text)
+    io.atomic_write_text(out_dir / RECIPE_FILE, recipes.to_yaml(recipe))
     return False
 
 
@@ -246,7 +233,7 @@ def _publishable_copy(source: Path, target: Path) -> None:
 
 def publish(recipe: recipes.Recipe, out_dir: Path, progress: Progress) -> None:
     """Publishes the final model once; `published.json` records it so a resume does not publish again."""
-    marker = out_dir / "published.json"
+    marker = out_dir / PUBLISHED_FILE
     if marker.exists():
         progress.say(f"Already published: {marker.read_text().strip()}")
         return
@@ -258,16 +245,19 @@ def publish(recipe: recipes.Recipe, out_dir: Path, progress: Progress) -> None:
 def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: TextIO = sys.stdout) -> Dict[str, Any]:
     """Runs (or resumes) `recipe` into `out_dir`; returns the results.
 
+    Everything is validated first (`lqsearch.run.validation.validate`: run directory, registry, data,
+    search settings), so bad input is refused before anything is written.
+
     Raises:
-        RunDirError: if `out_dir` holds another recipe's run.
+        RunDirError: if `out_dir` is unusable or holds another recipe's run.
+        RecipeError, DataError, lqsearch.deploy.registry_files.RegistryError: on input the run cannot use.
     """
-    out_dir = Path(out_dir)
     training.seed_everything(recipe.search.seed)
-    space = spaces.get(recipe.space, **recipe.space_options)
+    run = validate(recipe, out_dir, load_data=load_data)  # writes nothing
+    out_dir, space, dataset = run.out_dir, run.space, run.dataset
     resuming = prepare_run_dir(recipe, out_dir)
     progress = Progress(recipe.search.trials, recipe.search.population_size, stream)
     progress.say(f"{'Resuming' if resuming else 'Running'} recipe {recipe.name!r} in {out_dir}")
-    dataset = load_data(recipe)
     baselines: List[Dict[str, Any]] = []
     callback = _RunCallback(progress, lambda: write_results(out_dir, recipe, tuner, baselines))
     tuner = build_tuner(recipe, space, dataset, out_dir, (callback,), verbose)

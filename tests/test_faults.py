@@ -1,0 +1,134 @@
+"""Faults: `kill -9` during supernet training, during a final training and during publishing, then resume.
+
+Each test runs `python -m lqsearch.cli recipe run quickstart --smoke ...` as a
+subprocess, polls the run directory for a marker of the stage it wants to
+interrupt (a supernet checkpoint, the final training's epoch backup, a staged
+registry entry), sends SIGKILL, checks what the kill left (valid JSON, an
+intact registry), then runs the same command again and checks that nothing
+finished was done again and that the run completes.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+POLL_SECONDS = 0.05
+KILL_DEADLINE_SECONDS = 400
+
+
+def start(args, cwd: Path, log: Path) -> subprocess.Popen:
+    with open(log, "w") as handle:
+        return subprocess.Popen([sys.executable, "-u", "-m", "lqsearch.cli", *args], cwd=cwd, stdout=handle,
+                                stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def kill_when(process: subprocess.Popen, reached) -> float:
+    """SIGKILLs `process` as soon as `reached()` is true; returns when it happened (seconds since the call)."""
+    began = time.monotonic()
+    try:
+        while not reached():  # bounded by the deadline
+            assert process.poll() is None, "the run ended before reaching the marker"
+            assert time.monotonic() - began < KILL_DEADLINE_SECONDS, "the marker never appeared"
+            time.sleep(POLL_SECONDS)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    return time.monotonic() - began
+
+
+def run_to_end(args, cwd: Path, log: Path) -> str:
+    result = subprocess.run([sys.executable, "-u", "-m", "lqsearch.cli", *args], cwd=cwd, capture_output=True,
+                            text=True, timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    log.write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def trial_ids(text: str) -> set:
+    return {line.split(" trial ")[1].split()[0] for line in text.splitlines() if " trial " in line and "gen " in line}
+
+
+def valid_json_or_absent(path: Path) -> None:
+    if path.exists():
+        json.loads(path.read_text())  # never half-written
+
+
+def completed_results(run: Path) -> dict:
+    results = json.loads((run / "results.json").read_text())
+    assert results["final"]["test_accuracy"] >= 0
+    return results
+
+
+def test_kill_during_supernet_training_resumes_from_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    args = ["recipe", "run", "quickstart", "--smoke", "--verbose", "--out", str(run), "publish.name=null",
+            "evaluation.mode=oneshot", "evaluation.supernet_steps=400", "search.max_trials=2"]
+    process = start(args, tmp_path, tmp_path / "first.log")
+    kill_when(process, lambda: (run / "tuner" / "supernet" / "checkpoint").exists())
+    first = (tmp_path / "first.log").read_text()
+    assert "supernet step 200/400" in first and "supernet step 400/400" not in first
+    valid_json_or_absent(run / "results.json")
+
+    second = run_to_end(args, tmp_path, tmp_path / "second.log")
+    assert "supernet step 100/400" not in second and "supernet step 200/400" not in second  # not trained again
+    assert "supernet step 300/400" in second and "supernet step 400/400" in second
+    assert len([t for t in completed_results(run)["trials"] if t["status"] == "COMPLETED"]) == 2
+
+
+def test_kill_during_final_training_keeps_the_search_and_the_finished_epochs(tmp_path):
+    run = tmp_path / "run"
+    args = ["recipe", "run", "quickstart", "--smoke", "--verbose", "--out", str(run), "publish.name=null",
+            "final.epochs=6"]
+    process = start(args, tmp_path, tmp_path / "first.log")
+    # BackupAndRestore creates its folder when training begins and a checkpoint at the end of each epoch.
+    kill_when(process, lambda: any((run / ".final.backup").rglob("checkpoint")))
+    first = (tmp_path / "first.log").read_text()
+    searched = trial_ids(first)
+    assert len(searched) == 3 and "Final retraining" in first
+    results = json.loads((run / "results.json").read_text())  # written after the search, valid after the kill
+    assert results["final"] is None and len(results["trials"]) == 3
+
+    second = run_to_end(args, tmp_path, tmp_path / "second.log")
+    assert trial_ids(second) == set()  # no trial ran again
+    final_part = second.split("Final retraining", 1)[1]
+    assert "Epoch 1/6" not in final_part and "Epoch 6/6" in final_part  # resumed after the backed-up epoch
+    assert {t["trial_id"] for t in completed_results(run)["trials"]} == searched
+    assert not (run / ".final.backup").exists()
+
+
+def test_kill_during_publish_leaves_the_registry_intact_and_the_resume_publishes_once(tmp_path):
+    run, registry = tmp_path / "run", tmp_path / "registry"
+    args = ["recipe", "run", "quickstart", "--smoke", "--out", str(run), f"publish.registry={registry}"]
+    process = start(args, tmp_path, tmp_path / "first.log")
+    staging = registry / ".staging"
+    kill_when(process, lambda: staging.is_dir() and any(p.is_file() for p in staging.glob("*/*")))
+    first = (tmp_path / "first.log").read_text()
+    searched = trial_ids(first)
+    assert len(searched) == 3 and "Final test accuracy" in first
+    assert not (registry / "index.json").exists()  # nothing published: no index, no version folder
+    assert [p.name for p in registry.iterdir() if not p.name.startswith(".")] == []
+    assert not (run / "published.json").exists()
+    final_weights = (run / "final" / "weights.h5").stat().st_mtime_ns
+    valid_json_or_absent(run / "results.json")
+
+    second = run_to_end(args, tmp_path, tmp_path / "second.log")
+    assert trial_ids(second) == set() and "Published quickstart-vgg-small version 1" in second
+    assert (run / "final" / "weights.h5").stat().st_mtime_ns == final_weights  # not retrained
+    index = json.loads((registry / "index.json").read_text())
+    assert list(index["models"]["quickstart-vgg-small"]) == ["1"]
+    folder = registry / "quickstart-vgg-small" / "1"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "card.json", "model.tflite", "weights.h5"]
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in folder.iterdir())
+    assert folder.stat().st_mode & 0o777 == 0o755 and (registry / "index.json").stat().st_mode & 0o777 == 0o644
+    assert not any(staging.iterdir())
+    third = run_to_end(args, tmp_path, tmp_path / "third.log")  # a finished run resumes to "already published"
+    assert "Already published" in third and json.loads((registry / "index.json").read_text()) == index
