@@ -7,16 +7,22 @@ import logging
 import larq as lq
 import tensorflow as tf
 
+from lqsearch.spaces.layers import GroupedConv2D, QuantGroupedConv2D
+
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
 def binary_conv(x, filters: int, kernel_size: int, *, preset, name: str, strides: int = 1, groups: int = 1):
-    """A `QuantConv2D` with the preset's quantizers, 'same' padding and no bias."""
+    """A `QuantConv2D` with the preset's quantizers, 'same' padding and no bias.
+
+    Grouped (`groups > 1`), it is a `QuantGroupedConv2D`: the same layer, run natively on the CPU.
+    """
     kwargs = preset.layer_kwargs()
     quiet = kwargs.get("kernel_constraint") is None and kwargs.get("kernel_quantizer") is not None
     with _without_starved_weights_warning() if quiet else contextlib.nullcontext():
-        layer = lq.layers.QuantConv2D(
+        layer_class = QuantGroupedConv2D if groups > 1 else lq.layers.QuantConv2D
+        layer = layer_class(
             **_conv_arguments(filters, kernel_size, strides, groups, name), kernel_initializer="glorot_normal", **kwargs
         )
     return layer(x)
@@ -41,8 +47,12 @@ def _without_starved_weights_warning():
 
 
 def float_conv(x, filters: int, kernel_size: int, *, name: str, strides: int = 1, groups: int = 1):
-    """A full-precision `Conv2D` with 'same' padding and no bias (first layers, FP shortcuts)."""
-    return tf.keras.layers.Conv2D(
+    """A full-precision `Conv2D` with 'same' padding and no bias (first layers, FP shortcuts).
+
+    Grouped (`groups > 1`), it is a `GroupedConv2D`: the same layer, run natively on the CPU.
+    """
+    layer_class = GroupedConv2D if groups > 1 else tf.keras.layers.Conv2D
+    return layer_class(
         **_conv_arguments(filters, kernel_size, strides, groups, name), kernel_initializer="he_normal"
     )(x)
 

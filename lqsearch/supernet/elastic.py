@@ -36,6 +36,8 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from lqsearch.spaces.layers import GroupedConv2D, QuantGroupedConv2D, grouped_convolution
+
 __all__ = [
     "ElasticConv2D",
     "ElasticBatchNormalization",
@@ -194,9 +196,8 @@ class ElasticConv2D(tf.keras.layers.Layer):
             kernel = grouped_kernel(kernel, self.active_groups)
         if self.kernel_quantizer is not None:
             kernel = self.kernel_quantizer(kernel)
-        outputs = tf.nn.convolution(
-            inputs, kernel, strides=self.strides, padding=self.padding, dilations=self.dilation_rate
-        )
+        outputs = grouped_convolution(inputs, kernel, strides=self.strides, padding=self.padding,
+                                      dilations=self.dilation_rate)
         if not self.elastic_filters:
             outputs.set_shape(outputs.shape[:-1].concatenate([self.max_filters]))
         if self.bias is not None:
@@ -421,14 +422,17 @@ class ElasticDense(tf.keras.layers.Layer):
 
 
 ELASTIC_LAYERS = (ElasticConv2D, ElasticBatchNormalization, ElasticDense)
-#: Static conv classes (exact types) that become `ElasticConv2D`.
-CONV_TYPES = (tf.keras.layers.Conv2D, lq.layers.QuantConv2D)
+#: Static conv classes (exact types) that become `ElasticConv2D`: Keras' and larq's, and the
+#: spaces' natively grouped versions of them (same weights and outputs).
+CONV_TYPES = (tf.keras.layers.Conv2D, lq.layers.QuantConv2D, GroupedConv2D, QuantGroupedConv2D)
 
 #: Static layer classes with an elastic counterpart, by exact type (subclasses such as
 #: DepthwiseConv2D compute something else and are refused).
 _ELASTIC_OF = {
     tf.keras.layers.Conv2D: ElasticConv2D,
     lq.layers.QuantConv2D: ElasticConv2D,
+    GroupedConv2D: ElasticConv2D,
+    QuantGroupedConv2D: ElasticConv2D,
     tf.keras.layers.BatchNormalization: ElasticBatchNormalization,
     tf.keras.layers.Dense: ElasticDense,
     lq.layers.QuantDense: ElasticDense,
