@@ -42,7 +42,7 @@ _FALLBACK_WARNING = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def native_grouped_gradients() -> bool:
     """True when TensorFlow computes grouped-convolution gradients natively here (checked once).
 
