@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import logging
 import math
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import larq as lq
 import tensorflow as tf
@@ -25,19 +25,37 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
+@dataclasses.dataclass
+class Trace:
+    """What tracing a space's `_build` on shapes records.
+
+    Attributes:
+        tally: the `CostTally` of the layers with weights.
+        convs: {conv name: (filters, groups)}, every conv, float or binary.
+    """
+
+    tally: cost.CostTally = dataclasses.field(default_factory=cost.CostTally)
+    convs: Dict[str, Tuple[int, int]] = dataclasses.field(default_factory=dict)
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureMap:
     """The shape of a feature map (or of a flat feature vector, `height = width = None`), with no values.
 
     Attributes:
         height, width, channels: its size.
-        tally: the `CostTally` the layers of the traced model add their costs to.
+        trace: the `Trace` the layers of the traced model record themselves in.
     """
 
     height: Optional[int]
     width: Optional[int]
     channels: int
-    tally: cost.CostTally = dataclasses.field(repr=False, compare=False)
+    trace: Trace = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def tally(self) -> cost.CostTally:
+        """The trace's cost tally."""
+        return self.trace.tally
 
     @property
     def shape(self) -> tuple:
@@ -57,13 +75,13 @@ class FeatureMap:
                 f"A layer's output would be {height}x{width}x{channels}: the input "
                 f"({self.height}x{self.width}) is too small for this network."
             )
-        return FeatureMap(height, width, channels, self.tally)
+        return FeatureMap(height, width, channels, self.trace)
 
 
 def input_map(input_shape: Sequence[int]) -> FeatureMap:
-    """The `FeatureMap` of an HxWxC input, with a new, empty tally."""
+    """The `FeatureMap` of an HxWxC input, with a new, empty trace."""
     height, width, channels = (int(d) for d in input_shape)
-    return FeatureMap(height, width, channels, cost.CostTally())
+    return FeatureMap(height, width, channels, Trace())
 
 
 def _output_size(size: int, window: int, stride: int, padding: str) -> int:
@@ -138,6 +156,7 @@ def _conv_map(x: FeatureMap, filters, kernel_size, strides, groups, name, input_
     if x.channels % groups or filters % groups:
         raise ValueError(f"Layer {name!r}: {groups} groups do not divide {x.channels} inputs and {filters} outputs.")
     y = _strided(x, kernel_size, strides, "same", filters)
+    x.trace.convs[name] = (filters, groups)
     x.tally.add(name, cost.conv_cost(
         output_pixels=y.height * y.width, kernel_size=(kernel_size, kernel_size), in_channels=x.channels,
         filters=filters, groups=groups, input_bits=input_bits, kernel_bits=kernel_bits,
@@ -197,7 +216,7 @@ def classifier(x, num_classes: int, *, flatten: bool = False):
     if isinstance(x, FeatureMap):
         features = x.height * x.width * x.channels if flatten else x.channels
         x.tally.add("fc", cost.dense_cost(in_features=features, units=num_classes))
-        return FeatureMap(None, None, num_classes, x.tally)
+        return FeatureMap(None, None, num_classes, x.trace)
     if flatten:
         x = tf.keras.layers.Flatten(name="flatten")(x)
     else:

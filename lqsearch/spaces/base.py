@@ -202,6 +202,29 @@ class SearchSpace:
             NotImplementedError: if the space has no analytic cost (`analytic_cost` is False).
             ValueError: as `cost`.
         """
+        return self._trace(genome, input_shape, num_classes, quantizer).tally
+
+    def conv_configs(
+        self,
+        genome: Union[Sequence, Mapping[str, Any]],
+        *,
+        input_shape: Optional[Sequence[int]] = None,
+        num_classes: Optional[int] = None,
+        quantizer: Optional[str] = None,
+    ) -> Dict[str, Tuple[int, int]]:
+        """{conv name: (filters, groups)} of every conv of `build(genome, ...)`, without building it.
+
+        Arguments:
+            genome, input_shape, num_classes, quantizer: as in `build`.
+
+        Raises:
+            NotImplementedError: if the space has no analytic cost (`analytic_cost` is False).
+            ValueError: as `cost`.
+        """
+        return dict(self._trace(genome, input_shape, num_classes, quantizer).convs)
+
+    def _trace(self, genome, input_shape, num_classes, quantizer) -> _blocks.Trace:
+        """Runs `_build` on shapes alone (see `lqsearch.spaces._blocks`)."""
         if not self.analytic_cost:
             raise NotImplementedError(
                 f"Space {self.name!r} has no analytic cost; use cost() (it builds and profiles the model)."
@@ -209,7 +232,7 @@ class SearchSpace:
         genome, input_shape, num_classes, preset = self._build_arguments(genome, input_shape, num_classes, quantizer)
         features = _blocks.input_map(input_shape)
         self._build(genome, features, num_classes, preset)
-        return features.tally
+        return features.trace
 
     def _build(self, genome: Genome, inputs, num_classes: int, preset) -> tf.Tensor:
         raise NotImplementedError
