@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Optional
 
 import larq as lq
 import tensorflow as tf
@@ -72,7 +73,8 @@ def _xla_convolution(inputs, kernel, strides, padding, dilations):
     return tf.nn.convolution(inputs, kernel, strides=strides, padding=padding, dilations=dilations)
 
 
-def grouped_convolution(inputs, kernel, *, strides, padding: str, dilations, name=None) -> tf.Tensor:
+def grouped_convolution(inputs, kernel, *, strides, padding: str, dilations, grouped: Optional[bool] = None,
+                        name=None) -> tf.Tensor:
     """`tf.nn.convolution` for any group count (`groups = Cin / kernel.shape[2]`), run natively.
 
     Falls back to an XLA-compiled convolution (Keras' own path) only for a grouped
@@ -83,12 +85,14 @@ def grouped_convolution(inputs, kernel, *, strides, padding: str, dilations, nam
         kernel: `(kh, kw, Cin / groups, Cout)`.
         strides, dilations: lists of two ints.
         padding: "SAME" or "VALID".
+        grouped: whether the convolution may be grouped; None: unless the static shapes say it is not.
         name: the op name.
 
     Returns:
         The NHWC outputs.
     """
-    grouped = kernel.shape[2] is None or inputs.shape[-1] is None or kernel.shape[2] != inputs.shape[-1]
+    if grouped is None:
+        grouped = kernel.shape[2] is None or inputs.shape[-1] is None or kernel.shape[2] != inputs.shape[-1]
     if grouped and not native_grouped_gradients():
         return _xla_convolution(inputs, kernel, list(strides), padding, list(dilations))
     return tf.nn.convolution(inputs, kernel, strides=list(strides), padding=padding, dilations=list(dilations),

@@ -7,6 +7,8 @@ average pooling carries the shortcut across a stride.
 """
 from __future__ import annotations
 
+import functools
+
 from lqsearch.checks import check_bool
 from lqsearch.genome import Gene
 from lqsearch.quantizers import LCE_GROUP_CHANNELS
@@ -38,13 +40,17 @@ class _MobileNetGroupSpace(SearchSpace):
 
     def layer_channels(self):
         """[(Cin, Cout, stride)] of the 13 layers, after the width multiplier."""
+        return list(self._layer_channels)
+
+    @functools.cached_property
+    def _layer_channels(self) -> tuple:
         cin = self.channels(STEM_WIDTH)
         layers = []
         for cout, stride in MOBILENET_LAYERS:
             cout = self.channels(cout)
             layers.append((cin, cout, stride))
             cin = cout
-        return layers
+        return tuple(layers)
 
     def _group_values(self, cin: int) -> tuple:
         values = divisors(cin)
@@ -66,7 +72,7 @@ class _MobileNetGroupSpace(SearchSpace):
     def _build(self, genome, inputs, num_classes, preset):
         x = _blocks.float_conv(inputs, self.channels(STEM_WIDTH), 3, strides=2, name="stem_conv")
         x = _blocks.batch_norm(x, name="stem_bn")
-        for i, (cin, cout, stride) in enumerate(self.layer_channels()):
+        for i, (cin, cout, stride) in enumerate(self._layer_channels):
             name = f"layer{i + 1}"
             y, pooled = _grouped_3x3(x, stride, genome[f"{name}_groups"], preset, name)
             x = self._pointwise(y, pooled, cin, cout, genome, preset, name)
@@ -113,8 +119,12 @@ class _FPShortcutSpace(_MobileNetGroupSpace):
     def fp_shortcut_layers(self) -> tuple:
         """The (1-based) layers with a full-precision 1x1 shortcut conv: those that shrink the spatial
         size, and those that change the channel count at stride 1 (layer 1) with `fp_shortcut_at_layer1`."""
+        return self._fp_shortcut_layers
+
+    @functools.cached_property
+    def _fp_shortcut_layers(self) -> tuple:
         return tuple(
-            i + 1 for i, (cin, cout, stride) in enumerate(self.layer_channels())
+            i + 1 for i, (cin, cout, stride) in enumerate(self._layer_channels)
             if cin != cout and (stride != 1 or self.options["fp_shortcut_at_layer1"])
         )
 
@@ -127,7 +137,7 @@ class _FPShortcutSpace(_MobileNetGroupSpace):
 
     def _pointwise(self, y, pooled, cin, cout, genome, preset, name):
         return _fp_shortcut_pointwise(y, pooled, cin, cout, self._shortcut_groups(genome, name), preset, name,
-                                      fp_shortcut=int(name[len("layer"):]) in self.fp_shortcut_layers())
+                                      fp_shortcut=int(name[len("layer"):]) in self._fp_shortcut_layers)
 
 
 @register_space("mobilenet_m1")
