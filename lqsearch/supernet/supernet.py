@@ -108,10 +108,12 @@ class Supernet:
         self._layers = elastic.elastic_layers(self.model)
         self._convs = {n: layer for n, layer in self._layers.items() if isinstance(layer, elastic.ElasticConv2D)}
         self._conv_order = sorted(self._convs)
+        # No autograph: no Python control flow depends on tensors here (and tracing is faster).
         self._assign_active = tf.function(
-            self._assign_active_config, input_signature=[tf.TensorSpec([len(self._conv_order), 2], tf.int32)]
+            self._assign_active_config, input_signature=[tf.TensorSpec([len(self._conv_order), 2], tf.int32)],
+            autograph=False,
         )
-        self.gradients = tf.function(self._compute_gradients, input_signature=self._step_signature())
+        self.gradients = tf.function(self._compute_gradients, input_signature=self._step_signature(), autograph=False)
         self._recalibrator = BatchNormRecalibrator(self.model)
         self._predictor = Predictor(self.model)
         self._standalone = None  # (optimizer settings, optimizer, traced apply) of `train_standalone`
