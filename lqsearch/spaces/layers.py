@@ -9,8 +9,8 @@ than the same net at groups=1. With oneDNN on (`TF_ENABLE_ONEDNN_OPTS=1`, which
 `Conv2D` op and its two gradients run natively and fast.
 
 `GroupedConv2D` (float) and `QuantGroupedConv2D` (larq, binary) are Keras'
-`Conv2D` and larq's `QuantConv2D` with that one op replaced by
-`grouped_convolution`: a plain `tf.nn.convolution`, no XLA. Kernel layout
+`Conv2D` and larq's `QuantConv2D` with that one op run as Keras' plain
+`convolution_op` (a `tf.nn.convolution`), no XLA. Kernel layout
 `(kh, kw, Cin / groups, Cout)`, weights, names, configs and quantization are
 unchanged, so saved `.h5` weights, weight inheritance, supernet extraction and
 LCE export see the same layers (both classes are registered for Keras
@@ -19,9 +19,9 @@ Spaces use them only where `groups > 1`.
 
 When TensorFlow was imported before lqsearch with oneDNN off, the native
 gradient does not exist. `native_grouped_gradients()` detects that once per
-process with a tiny probe, and `grouped_convolution` then falls back to the
-XLA-compiled op Keras uses (correct, slower) and logs a warning saying how to
-get the fast path.
+process with a tiny probe; both layers, and `grouped_convolution` (the op of the
+supernet's elastic convs), then fall back to an XLA-compiled op as Keras does
+(correct, slower), and a warning says how to get the fast path.
 """
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ __all__ = ["GroupedConv2D", "QuantGroupedConv2D", "grouped_convolution", "native
 _log = logging.getLogger(__name__)
 _FALLBACK_WARNING = (
     "TensorFlow cannot compute gradients of grouped convolutions natively on this CPU: oneDNN is off "
-    "(TensorFlow was imported before lqsearch with TF_ENABLE_ONEDNN_OPTS unset or 0). Grouped convs fall back "
-    "to Keras' XLA-compiled op: correct, but several times slower. Set TF_ENABLE_ONEDNN_OPTS=1 before "
-    "importing TensorFlow (or import lqsearch first) for the native path."
+    "(TF_ENABLE_ONEDNN_OPTS was 0, or TensorFlow was imported before lqsearch could set it). Grouped convs fall "
+    "back to Keras' XLA-compiled op: correct, but several times slower. Set TF_ENABLE_ONEDNN_OPTS=1 before "
+    "TensorFlow is imported (or import lqsearch first) for the native path."
 )
 
 
@@ -48,8 +48,9 @@ def native_grouped_gradients() -> bool:
     """True when TensorFlow computes grouped-convolution gradients natively here (checked once).
 
     On the CPU that needs oneDNN, which TensorFlow turns on when it is first imported
-    (`TF_ENABLE_ONEDNN_OPTS`); reading the variable later tells nothing, so this runs a
-    tiny grouped convolution and its gradients eagerly and reports whether they ran.
+    (`TF_ENABLE_ONEDNN_OPTS`); reading the variable later tells nothing, so this runs the
+    two gradient ops of a tiny grouped convolution eagerly and reports whether they ran.
+    A warning says how to get the native path when they do not.
 
     Returns:
         True if the native op has gradients; False if grouped convs must use the XLA op.
