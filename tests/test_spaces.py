@@ -11,6 +11,15 @@ from lqsearch.spaces.vgg_small import VGG_AUTO_A, VGG_AUTO_B
 
 SMALL = {"input_shape": (32, 32, 3), "num_classes": 10}
 SPACES = lqsearch.spaces.list_spaces()
+#: Full-precision convs of each space: the first conv, plus M1/M2's documented 1x1 shortcut convs in
+#: layers 1, 2, 4, 6 and 12 (the classifier, a Dense, is full precision too). Every other conv is binary.
+FP_CONVS = {
+    "vgg_small": ["conv1"],
+    "resnet18": ["stem_conv"],
+    "mobilenet_m1": ["stem_conv"] + [f"layer{i}_shortcut_conv" for i in (1, 2, 4, 6, 12)],
+    "mobilenet_m2": ["stem_conv"] + [f"layer{i}_shortcut_conv" for i in (1, 2, 4, 6, 12)],
+    "mobilenet_m3": ["stem_conv"],
+}
 
 
 def _small_space(name):
@@ -40,14 +49,45 @@ def test_every_space_builds_and_trains_one_step(name, which):
     model = space.build(genome, **SMALL)
     assert model.output_shape == (None, 10)
     convs = [l for l in model.layers if isinstance(l, tf.keras.layers.Conv2D)]
-    binary = [l for l in convs if isinstance(l, lq.layers.QuantConv2D)]
+    full_precision = sorted(l.name for l in convs if not isinstance(l, lq.layers.QuantConv2D))
+    assert full_precision == sorted(FP_CONVS[name])
     assert not isinstance(convs[0], lq.layers.QuantConv2D)  # first layer full precision
-    assert not isinstance(model.layers[-1], lq.layers.QuantDense)  # classifier full precision
-    assert len(binary) >= len(convs) - 1 - 5  # all but the stem and M1/M2's FP shortcuts
+    assert type(model.layers[-1]) is tf.keras.layers.Dense  # classifier full precision
+    for layer in convs:
+        if isinstance(layer, lq.layers.QuantConv2D):  # the others are binary: 1-bit inputs and kernels
+            assert layer.input_quantizer.precision == layer.kernel_quantizer.precision == 1, layer.name
     model.compile(tf.keras.optimizers.SGD(0.01), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
     loss = model.train_on_batch(x, np.arange(4) % 10)
     assert np.isfinite(loss)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_exactly_the_documented_convs_are_full_precision(name):
+    space = _small_space(name)
+    for genome in (space.cheapest(), space.costliest()):
+        layers = space.layer_costs(genome, **SMALL).layers
+        full_precision = [n for n, c in layers.items() if c.fp_macs and n != "fc"]
+        binary = [n for n, c in layers.items() if c.binary_macs]
+        assert sorted(full_precision) == sorted(FP_CONVS[name])
+        assert layers["fc"].fp_macs and not layers["fc"].binary_macs
+        assert binary and not set(binary) & set(full_precision)  # each conv is binary or FP, not a mix
+
+
+def test_mobilenet_four_fp_shortcut_reading():
+    space = lqsearch.spaces.get("mobilenet_m2", width_multiplier=0.25, fp_shortcut_at_layer1=False)
+    assert [g.name for g in space.genes if "shortcut" in g.name] == [
+        f"layer{i}_shortcut_groups" for i in (2, 4, 6, 12)]
+    layers = space.layer_costs(space.uniform(2), **SMALL).layers
+    assert "layer1_shortcut_conv" not in layers and "layer2_shortcut_conv" in layers
+    model = space.build(space.uniform(2), **SMALL)
+    assert "layer1_shortcut_conv" not in [l.name for l in model.layers]
+    assert model.get_layer("layer2_shortcut_conv").groups == 2
+    assert lqsearch.spaces.from_config(space.get_config()).options["fp_shortcut_at_layer1"] is False
+    with pytest.raises(ValueError, match="fp_shortcut_at_layer1"):
+        lqsearch.spaces.get("mobilenet_m1", fp_shortcut_at_layer1="no")
+    with pytest.raises(ValueError, match="Unknown option"):
+        lqsearch.spaces.get("mobilenet_m3", fp_shortcut_at_layer1=False)
 
 
 @pytest.mark.parametrize("genome", [VGG_AUTO_A, VGG_AUTO_B])
@@ -59,10 +99,11 @@ def test_published_vgg_genomes_build(genome):
 
 @pytest.mark.parametrize("genome", [RES18_AUTO_A, RES18_AUTO_B])
 def test_published_resnet_genomes_build(genome):
-    model = lqsearch.spaces.get("resnet18").build(genome, input_shape=(64, 64, 3), num_classes=1000)
-    assert model.get_layer("stem_conv").filters == 64 * genome[0]
-    assert model.get_layer("block8_conv1").filters == 512 * genome[11]
-    assert model.get_layer("block8_conv2").filters == 512 * genome[3]
+    space = lqsearch.spaces.get("resnet18", width_multiplier=0.125)  # 1/8 of the widths: a fast build
+    model = space.build(genome, input_shape=(32, 32, 3), num_classes=10)
+    assert model.get_layer("stem_conv").filters == 8 * genome[0]
+    assert model.get_layer("block8_conv1").filters == 64 * genome[11]
+    assert model.get_layer("block8_conv2").filters == 64 * genome[3]
 
 
 def test_resnet_stems():
@@ -83,7 +124,7 @@ def test_mobilenet_groups_come_from_input_channel_divisors(name):
     for i, (cin, _, _) in enumerate(channels):
         gene = next(g for g in space.genes if g.name == f"layer{i + 1}_groups")
         assert gene.values == divisors(cin)
-    model = space.build(space.uniform(4), input_shape=(64, 64, 3), num_classes=10)
+    model = _small_space(name).build(space.uniform(4), **SMALL)  # layer 3: 32 input channels at 1/4 width
     assert model.get_layer("layer3_conv3x3").groups == 4
 
 
@@ -91,14 +132,15 @@ def test_mobilenet_m2_searches_shortcut_groups():
     space = lqsearch.spaces.get("mobilenet_m2")
     shortcut_genes = [g.name for g in space.genes if "shortcut" in g.name]
     assert shortcut_genes == [f"layer{i}_shortcut_groups" for i in (1, 2, 4, 6, 12)]
-    model = space.build(space.uniform(8), input_shape=(64, 64, 3), num_classes=10)
+    model = _small_space("mobilenet_m2").build(space.uniform(8), **SMALL)
     assert model.get_layer("layer4_shortcut_conv").groups == 8
     assert not isinstance(model.get_layer("layer4_shortcut_conv"), lq.layers.QuantConv2D)
 
 
 def test_mobilenet_m3_has_no_full_precision_pointwise():
     model = lqsearch.spaces.get("mobilenet_m3").build([1] * 13, input_shape=(64, 64, 3), num_classes=10)
-    fp = [l.name for l in model.layers if type(l) is tf.keras.layers.Conv2D]
+    fp = [l.name for l in model.layers
+          if isinstance(l, tf.keras.layers.Conv2D) and not isinstance(l, lq.layers.QuantConv2D)]
     assert fp == ["stem_conv"]
     assert model.get_layer("layer2_pw_a").filters == 64
 

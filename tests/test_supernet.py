@@ -31,6 +31,7 @@ class JointSpace(SearchSpace):
     """
 
     name = "joint_test"
+    analytic_cost = True  # `_build` uses only `_blocks` helpers
     default_input_shape = (8, 8, 3)
     default_num_classes = NUM_CLASSES
     default_quantizer = "bireal"
@@ -202,6 +203,36 @@ def test_changing_the_genome_does_not_retrace():
         supernet.set_genome(genome)
         supernet.gradients(images, labels, tf.zeros([8, NUM_CLASSES]), tf.constant(0.0))
     assert supernet.gradients.experimental_get_tracing_count() == 1
+
+
+def test_evaluating_many_candidates_never_retraces():
+    supernet = Supernet(JointSpace(), input_shape=(8, 8, 3), num_classes=NUM_CLASSES)
+    _randomize_batchnorm(supernet.model)
+    labels = np.arange(8) % NUM_CLASSES
+    recalibration = [(_images((8, 8, 3), seed=s), labels) for s in range(2)] + [(_images((8, 8, 3), 5, 9), None)]
+    validation = [(_images((8, 8, 3), seed=3), labels), (_images((8, 8, 3), 3, seed=4), labels[:3])]  # ragged
+    before = [w.copy() for w in supernet.model.get_weights()]
+    accuracies = [supernet.evaluate(genome, validation, recalibration_batches=recalibration)
+                  for genome in _genomes(supernet, 5, seed=1)]
+    assert supernet.tracing_counts() == {
+        "gradients": 0, "set_genome": 1, "predict": 1, "recalibrate_accumulate": 1, "recalibrate_write": 1,
+        "recalibrate_reset": 1, "recalibrate_save": 1, "recalibrate_restore": 1}
+    assert len(accuracies) == 7 and all(0.0 <= a <= 1.0 for a in accuracies)
+    for got, expected in zip(supernet.model.get_weights(), before):  # statistics and genome restored
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_probing_the_space_on_shapes_finds_what_building_finds():
+    class BuiltJointSpace(JointSpace):
+        analytic_cost = False
+
+    traced = Supernet(JointSpace(), input_shape=(8, 8, 3), num_classes=NUM_CLASSES)
+    built = Supernet(BuiltJointSpace(), input_shape=(8, 8, 3), num_classes=NUM_CLASSES)
+    assert traced._controls == built._controls == {
+        "conv1": ["conv1", None], "conv2": ["conv2", "conv2_groups"], "conv3": ["conv3", "conv3_groups"]}
+    genome = {"conv1": 0.5, "conv2": 1.0, "conv2_groups": 4, "conv3": 0.5, "conv3_groups": 2}
+    assert traced.conv_config(genome) == built.conv_config(genome) == JointSpace().conv_configs(
+        genome, input_shape=(8, 8, 3), num_classes=NUM_CLASSES)
 
 
 # -- training and resuming ---------------------------------------------------------------

@@ -8,7 +8,10 @@ import tensorflow as tf
 from lqsearch import quantizers
 from lqsearch._registry import Registry
 from lqsearch.checks import check_int, check_number
+from lqsearch.cost import Cost
+from lqsearch.cost import profile as profile_model
 from lqsearch.genome import Gene, GeneSet, Genome
+from lqsearch.spaces import _blocks
 
 __all__ = ["SearchSpace", "register_space", "get", "list_spaces", "from_config"]
 
@@ -50,7 +53,10 @@ class SearchSpace:
 
     Subclasses set `default_input_shape`, `default_num_classes`,
     `default_quantizer`, `option_defaults`, and implement `_make_genes()` and
-    `_build(genome, inputs, num_classes, preset)`.
+    `_build(genome, inputs, num_classes, preset)`. A `_build` that makes every
+    layer with the helpers of `lqsearch.spaces._blocks` also runs on shapes
+    alone; such a space sets `analytic_cost = True`, and `cost()` then traces it
+    without building a model.
 
     Arguments:
         **options: space options; each must be a key of `option_defaults`.
@@ -64,6 +70,8 @@ class SearchSpace:
     default_num_classes: int = 10
     default_quantizer: str = "dorefa"
     option_defaults: Dict[str, Any] = {"width_multiplier": 1.0}
+    #: True when `_build` uses only `_blocks` helpers, so `cost()` needs no model.
+    analytic_cost: bool = False
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.option_defaults))
@@ -131,14 +139,100 @@ class SearchSpace:
         Raises:
             ValueError: on an invalid genome, input shape, class count or preset.
         """
+        genome, input_shape, num_classes, preset = self._build_arguments(genome, input_shape, num_classes, quantizer)
+        inputs = tf.keras.Input(shape=input_shape, name="image")
+        logits = self._build(genome, inputs, num_classes, preset)
+        return tf.keras.Model(inputs, logits, name=name or self.name)
+
+    def _build_arguments(self, genome, input_shape, num_classes, quantizer) -> tuple:
+        """Validated (genome, input shape, classes, preset), defaults filled in."""
         genome = self.genome(genome)
         input_shape = tuple(input_shape or self.default_input_shape)
         num_classes = self.default_num_classes if num_classes is None else num_classes
         _check_build_args(input_shape, num_classes)
-        preset = quantizers.get(quantizer or self.default_quantizer)
-        inputs = tf.keras.Input(shape=input_shape, name="image")
-        logits = self._build(genome, inputs, num_classes, preset)
-        return tf.keras.Model(inputs, logits, name=name or self.name)
+        return genome, input_shape, num_classes, quantizers.get(quantizer or self.default_quantizer)
+
+    def cost(
+        self,
+        genome: Union[Sequence, Mapping[str, Any]],
+        *,
+        input_shape: Optional[Sequence[int]] = None,
+        num_classes: Optional[int] = None,
+        quantizer: Optional[str] = None,
+    ) -> Cost:
+        """The `Cost` of `build(genome, ...)`, equal to `lqsearch.cost.profile` of the built model.
+
+        With `analytic_cost`, the space's `_build` runs on shapes alone and no model is
+        built (tens of microseconds); otherwise the model is built and profiled.
+
+        Arguments:
+            genome, input_shape, num_classes, quantizer: as in `build`.
+
+        Returns:
+            A `lqsearch.cost.Cost`.
+
+        Raises:
+            ValueError: as `build`: an invalid genome, input shape, class count or preset,
+                or an input too small for the network.
+        """
+        if not self.analytic_cost:
+            return profile_model(self.build(genome, input_shape=input_shape, num_classes=num_classes,
+                                            quantizer=quantizer))
+        return self.layer_costs(genome, input_shape=input_shape, num_classes=num_classes,
+                                quantizer=quantizer).total()
+
+    def layer_costs(
+        self,
+        genome: Union[Sequence, Mapping[str, Any]],
+        *,
+        input_shape: Optional[Sequence[int]] = None,
+        num_classes: Optional[int] = None,
+        quantizer: Optional[str] = None,
+    ):
+        """The analytic cost of every layer with weights of `build(genome, ...)`, without building it.
+
+        Arguments:
+            genome, input_shape, num_classes, quantizer: as in `build`.
+
+        Returns:
+            A `lqsearch.cost.CostTally`: `.layers` maps each layer name to its `Cost`
+            (convs, BatchNorms, the classifier), `.total()` is the model's.
+
+        Raises:
+            NotImplementedError: if the space has no analytic cost (`analytic_cost` is False).
+            ValueError: as `cost`.
+        """
+        return self._trace(genome, input_shape, num_classes, quantizer).tally
+
+    def conv_configs(
+        self,
+        genome: Union[Sequence, Mapping[str, Any]],
+        *,
+        input_shape: Optional[Sequence[int]] = None,
+        num_classes: Optional[int] = None,
+        quantizer: Optional[str] = None,
+    ) -> Dict[str, Tuple[int, int]]:
+        """{conv name: (filters, groups)} of every conv of `build(genome, ...)`, without building it.
+
+        Arguments:
+            genome, input_shape, num_classes, quantizer: as in `build`.
+
+        Raises:
+            NotImplementedError: if the space has no analytic cost (`analytic_cost` is False).
+            ValueError: as `cost`.
+        """
+        return dict(self._trace(genome, input_shape, num_classes, quantizer).convs)
+
+    def _trace(self, genome, input_shape, num_classes, quantizer) -> _blocks.Trace:
+        """Runs `_build` on shapes alone (see `lqsearch.spaces._blocks`)."""
+        if not self.analytic_cost:
+            raise NotImplementedError(
+                f"Space {self.name!r} has no analytic cost; use cost() (it builds and profiles the model)."
+            )
+        genome, input_shape, num_classes, preset = self._build_arguments(genome, input_shape, num_classes, quantizer)
+        features = _blocks.input_map(input_shape)
+        self._build(genome, features, num_classes, preset)
+        return features.trace
 
     def _build(self, genome: Genome, inputs, num_classes: int, preset) -> tf.Tensor:
         raise NotImplementedError

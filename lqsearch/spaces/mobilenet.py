@@ -7,7 +7,7 @@ average pooling carries the shortcut across a stride.
 """
 from __future__ import annotations
 
-import tensorflow as tf
+import functools
 
 from lqsearch.checks import check_bool
 from lqsearch.genome import Gene
@@ -35,17 +35,22 @@ class _MobileNetGroupSpace(SearchSpace):
     default_num_classes = 1000
     default_quantizer = "bireal"
     option_defaults = {"width_multiplier": 1.0, "lce_compatible": False}
+    analytic_cost = True
     module = ""
 
     def layer_channels(self):
         """[(Cin, Cout, stride)] of the 13 layers, after the width multiplier."""
+        return list(self._layer_channels)
+
+    @functools.cached_property
+    def _layer_channels(self) -> tuple:
         cin = self.channels(STEM_WIDTH)
         layers = []
         for cout, stride in MOBILENET_LAYERS:
             cout = self.channels(cout)
             layers.append((cin, cout, stride))
             cin = cout
-        return layers
+        return tuple(layers)
 
     def _group_values(self, cin: int) -> tuple:
         values = divisors(cin)
@@ -67,7 +72,7 @@ class _MobileNetGroupSpace(SearchSpace):
     def _build(self, genome, inputs, num_classes, preset):
         x = _blocks.float_conv(inputs, self.channels(STEM_WIDTH), 3, strides=2, name="stem_conv")
         x = _blocks.batch_norm(x, name="stem_bn")
-        for i, (cin, cout, stride) in enumerate(self.layer_channels()):
+        for i, (cin, cout, stride) in enumerate(self._layer_channels):
             name = f"layer{i + 1}"
             y, pooled = _grouped_3x3(x, stride, genome[f"{name}_groups"], preset, name)
             x = self._pointwise(y, pooled, cin, cout, genome, preset, name)
@@ -86,35 +91,78 @@ def _grouped_3x3(x, stride: int, groups: int, preset, name: str):
     cin = x.shape[-1]
     pooled = x
     if stride != 1:
-        pooled = tf.keras.layers.AveragePooling2D(stride, strides=stride, padding="same", name=f"{name}_pool")(x)
+        pooled = _blocks.average_pool(x, stride, padding="same", name=f"{name}_pool")
     y = _blocks.binary_conv(x, cin, 3, strides=stride, groups=groups, preset=preset, name=f"{name}_conv3x3")
     y = _blocks.batch_norm(y, name=f"{name}_bn3x3")
-    return tf.keras.layers.Add(name=f"{name}_add3x3")([y, pooled]), pooled
+    return _blocks.add([y, pooled], name=f"{name}_add3x3"), pooled
 
 
-def _fp_shortcut_pointwise(y, pooled, cin, cout, groups, preset, name):
-    """Binary 1x1 Cin->Cout; identity shortcut, or an FP 1x1 shortcut conv where the shape changes."""
+def _fp_shortcut_pointwise(y, pooled, cin, cout, groups, preset, name, *, fp_shortcut: bool):
+    """Binary 1x1 Cin->Cout + BN; an identity shortcut where the shape is kept, an FP 1x1 shortcut conv
+    (with `groups`) where `fp_shortcut`, else none."""
     z = _blocks.binary_conv(y, cout, 1, preset=preset, name=f"{name}_pw")
     z = _blocks.batch_norm(z, name=f"{name}_bn_pw")
     if cin == cout:
-        shortcut = y
-    else:
-        shortcut = _blocks.float_conv(pooled, cout, 1, groups=groups, name=f"{name}_shortcut_conv")
-        shortcut = _blocks.batch_norm(shortcut, name=f"{name}_shortcut_bn")
-    return tf.keras.layers.Add(name=f"{name}_add_pw")([z, shortcut])
+        return _blocks.add([z, y], name=f"{name}_add_pw")
+    if not fp_shortcut:
+        return z
+    shortcut = _blocks.float_conv(pooled, cout, 1, groups=groups, name=f"{name}_shortcut_conv")
+    shortcut = _blocks.batch_norm(shortcut, name=f"{name}_shortcut_bn")
+    return _blocks.add([z, shortcut], name=f"{name}_add_pw")
+
+
+class _FPShortcutSpace(_MobileNetGroupSpace):
+    """M1 and M2: a binary 1x1 pointwise conv, with a full-precision 1x1 shortcut conv where the shape changes."""
+
+    option_defaults = {**_MobileNetGroupSpace.option_defaults, "fp_shortcut_at_layer1": True}
+
+    def fp_shortcut_layers(self) -> tuple:
+        """The (1-based) layers with a full-precision 1x1 shortcut conv: those that shrink the spatial
+        size, and those that change the channel count at stride 1 (layer 1) with `fp_shortcut_at_layer1`."""
+        return self._fp_shortcut_layers
+
+    @functools.cached_property
+    def _fp_shortcut_layers(self) -> tuple:
+        return tuple(
+            i + 1 for i, (cin, cout, stride) in enumerate(self._layer_channels)
+            if cin != cout and (stride != 1 or self.options["fp_shortcut_at_layer1"])
+        )
+
+    def _make_genes(self):
+        check_bool("fp_shortcut_at_layer1", self.options["fp_shortcut_at_layer1"])
+        return super()._make_genes()
+
+    def _shortcut_groups(self, genome, name) -> int:
+        return 1
+
+    def _pointwise(self, y, pooled, cin, cout, genome, preset, name):
+        return _fp_shortcut_pointwise(y, pooled, cin, cout, self._shortcut_groups(genome, name), preset, name,
+                                      fp_shortcut=int(name[len("layer"):]) in self._fp_shortcut_layers)
 
 
 @register_space("mobilenet_m1")
-class MobileNetM1Space(_MobileNetGroupSpace):
+class MobileNetM1Space(_FPShortcutSpace):
     """Module M1: binary 3x3 group conv, binary 1x1 full conv, FP 1x1 shortcut conv on shape changes.
 
     Genes `layer1_groups`..`layer13_groups`: the group count of each binary 3x3
     conv, from the divisors of its input channels.
 
+    Full-precision layers: the stem conv, the classifier, and a 1x1 shortcut conv
+    (after a 2x2 average pooling) in layers 2, 4, 6 and 12, where the spatial size
+    shrinks, as Phan et al.'s text says ("a real 1x1 full conv follows when there
+    is a spatial dimension shrinkage"); by default also one in layer 1 (32 -> 64
+    channels at stride 1, which no identity can bypass). With it, the uniform rows
+    of their Table 1 match the published FLOPs (groups 1 / 4 / 16: 2.156e8 / 1.654e8
+    / 1.529e8 against 2.13e8 / 1.63e8 / 1.50e8 at 224x224); without it
+    (`fp_shortcut_at_layer1=False`), layer 1's pointwise conv has no shortcut and
+    the network has 25.7M FP MACs fewer (1.899e8 / 1.398e8 / 1.272e8).
+
     Options:
         lce_compatible: keep only group counts with Cin/groups a multiple of 32,
             the grouped binary convs LCE accelerates.
         width_multiplier: MobileNet's alpha (scales every width).
+        fp_shortcut_at_layer1: give layer 1 a full-precision 1x1 shortcut conv
+            (default True, the reading that matches the published FLOPs).
 
     References:
         - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
@@ -123,21 +171,29 @@ class MobileNetM1Space(_MobileNetGroupSpace):
 
     module = "m1"
 
-    def _pointwise(self, y, pooled, cin, cout, genome, preset, name):
-        return _fp_shortcut_pointwise(y, pooled, cin, cout, 1, preset, name)
-
 
 @register_space("mobilenet_m2")
-class MobileNetM2Space(_MobileNetGroupSpace):
+class MobileNetM2Space(_FPShortcutSpace):
     """Module M2: M1 whose FP 1x1 shortcut convs also get a searched group count.
 
     Genes: the 13 `layerN_groups` of M1, then one `layerN_shortcut_groups` per
-    shape-changing layer (1, 2, 4, 6 and 12), from the common divisors of its
-    input and output channels.
+    full-precision shortcut conv, from the common divisors of its input and output
+    channels: layers 1, 2, 4, 6 and 12 by default, 2, 4, 6 and 12 with
+    `fp_shortcut_at_layer1=False`.
+
+    Phan et al. write that M2 has "four full-precision 1x1 convolutions", i.e. only
+    where the spatial size shrinks (layers 2, 4, 6, 12): that is
+    `fp_shortcut_at_layer1=False`. The default keeps a fifth one in layer 1 (32 -> 64
+    channels at stride 1), because that reading reproduces their Table 1 at groups
+    1 and 4 (2.156e8 and 0.691e8 FLOPs at 224x224, published 2.13e8 and 0.67e8),
+    where the four-conv reading gives 1.899e8 and 0.627e8; at groups=16 the
+    four-conv reading is closer (0.309e8, the default 0.325e8, published 0.30e8).
 
     Options:
         lce_compatible: restrict the binary 3x3 group counts to LCE-accelerated ones.
         width_multiplier: MobileNet's alpha.
+        fp_shortcut_at_layer1: give layer 1 a full-precision 1x1 shortcut conv and its
+            group gene (default True; False is the text's "four" FP 1x1 convs).
 
     References:
         - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
@@ -147,16 +203,16 @@ class MobileNetM2Space(_MobileNetGroupSpace):
     module = "m2"
 
     def _extra_genes(self):
+        channels = self.layer_channels()
         genes = []
-        for i, (cin, cout, _) in enumerate(self.layer_channels()):
-            if cin != cout:
-                common = tuple(d for d in divisors(cin) if cout % d == 0)
-                genes.append(Gene(f"layer{i + 1}_shortcut_groups", common, kind="groups"))
+        for layer in self.fp_shortcut_layers():
+            cin, cout, _ = channels[layer - 1]
+            common = tuple(d for d in divisors(cin) if cout % d == 0)
+            genes.append(Gene(f"layer{layer}_shortcut_groups", common, kind="groups"))
         return genes
 
-    def _pointwise(self, y, pooled, cin, cout, genome, preset, name):
-        groups = genome.get(f"{name}_shortcut_groups", 1)
-        return _fp_shortcut_pointwise(y, pooled, cin, cout, groups, preset, name)
+    def _shortcut_groups(self, genome, name) -> int:
+        return genome.get(f"{name}_shortcut_groups", 1)
 
 
 @register_space("mobilenet_m3")
@@ -183,9 +239,9 @@ class MobileNetM3Space(_MobileNetGroupSpace):
             h = _blocks.binary_conv(y, width, 1, preset=preset, name=f"{name}_pw_{suffix}")
             h = _blocks.batch_norm(h, name=f"{name}_bn_pw_{suffix}")
             if width == cin:
-                h = tf.keras.layers.Add(name=f"{name}_add_pw_{suffix}")([h, y])
+                h = _blocks.add([h, y], name=f"{name}_add_pw_{suffix}")
             halves.append(h)
-        z = tf.keras.layers.Concatenate(name=f"{name}_concat")(halves)
+        z = _blocks.concatenate(halves, name=f"{name}_concat")
         if cin == cout:
-            z = tf.keras.layers.Add(name=f"{name}_add_pw")([z, y])
+            z = _blocks.add([z, y], name=f"{name}_add_pw")
         return z

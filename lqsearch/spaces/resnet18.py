@@ -1,8 +1,6 @@
 """ResNet-18 with per-stage and per-block-middle expansion ratios: Shen et al.'s ImageNet space."""
 from __future__ import annotations
 
-import tensorflow as tf
-
 from lqsearch.genome import Gene
 from lqsearch.spaces import _blocks
 from lqsearch.spaces.base import SearchSpace, register_space
@@ -40,6 +38,7 @@ class ResNet18Space(SearchSpace):
     default_num_classes = 1000
     default_quantizer = "dorefa"
     option_defaults = {"width_multiplier": 1.0, "stem": "auto"}
+    analytic_cost = True
 
     def _make_genes(self):
         if self.options["stem"] not in ("auto", "imagenet", "cifar"):
@@ -63,7 +62,7 @@ class ResNet18Space(SearchSpace):
         if stem == "imagenet":
             x = _blocks.float_conv(inputs, filters, 7, strides=2, name="stem_conv")
             x = _blocks.batch_norm(x, name="stem_bn")
-            return tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
+            return _blocks.max_pool(x, 3, strides=2, padding="same", name="stem_pool")
         x = _blocks.float_conv(inputs, filters, 3, name="stem_conv")
         return _blocks.batch_norm(x, name="stem_bn")
 
@@ -90,4 +89,4 @@ def _basic_block(x, mid: int, filters: int, strides: int, preset, name: str):
     y = _blocks.batch_norm(y, name=f"{name}_bn1")
     y = _blocks.binary_conv(y, filters, 3, preset=preset, name=f"{name}_conv2")
     y = _blocks.batch_norm(y, name=f"{name}_bn2")
-    return tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
+    return _blocks.add([y, shortcut], name=f"{name}_add")

@@ -1,8 +1,6 @@
 """VGG-small (CIFAR) with one expansion ratio per conv: Shen et al.'s width search space."""
 from __future__ import annotations
 
-import tensorflow as tf
-
 from lqsearch.genome import Gene
 from lqsearch.spaces import _blocks
 from lqsearch.spaces.base import SearchSpace, register_space
@@ -36,6 +34,7 @@ class VGGSmallSpace(SearchSpace):
     default_input_shape = (32, 32, 3)
     default_num_classes = 10
     default_quantizer = "dorefa"
+    analytic_cost = True
 
     def _make_genes(self):
         return [Gene(f"conv{i + 1}", WIDTH_RATIOS) for i in range(len(VGG_SMALL_LAYERS))]
@@ -54,6 +53,6 @@ class VGGSmallSpace(SearchSpace):
             else:
                 x = _blocks.binary_conv(x, filters, 3, preset=preset, name=name)
             if pool:
-                x = tf.keras.layers.MaxPool2D(2, name=f"pool{i + 1}")(x)
+                x = _blocks.max_pool(x, 2, name=f"pool{i + 1}")
             x = _blocks.batch_norm(x, name=f"bn{i + 1}")
         return _blocks.classifier(x, num_classes, flatten=True)

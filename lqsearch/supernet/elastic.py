@@ -36,6 +36,8 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from lqsearch.spaces.layers import GroupedConv2D, QuantGroupedConv2D, grouped_convolution
+
 __all__ = [
     "ElasticConv2D",
     "ElasticBatchNormalization",
@@ -185,18 +187,19 @@ class ElasticConv2D(tf.keras.layers.Layer):
         """The grouped, NOT yet quantized kernel `(kh, kw, in_channels / groups, filters)`."""
         return grouped_kernel(self.kernel[:, :, :in_channels, :filters], groups)
 
-    def call(self, inputs):
+    @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow; faster tracing
+    def call(self, inputs, training=None):  # `training` is unused; do_not_convert hides the signature
         if self.input_quantizer is not None:
             inputs = self.input_quantizer(inputs)
         filters = self.active_filters if self.elastic_filters else self.max_filters
         kernel = self.kernel[:, :, : tf.shape(inputs)[-1], :filters]
-        if self.elastic_groups or self.initial_groups > 1:
+        grouped = self.elastic_groups or self.initial_groups > 1
+        if grouped:
             kernel = grouped_kernel(kernel, self.active_groups)
         if self.kernel_quantizer is not None:
             kernel = self.kernel_quantizer(kernel)
-        outputs = tf.nn.convolution(
-            inputs, kernel, strides=self.strides, padding=self.padding, dilations=self.dilation_rate
-        )
+        outputs = grouped_convolution(inputs, kernel, strides=self.strides, padding=self.padding,
+                                      dilations=self.dilation_rate, grouped=grouped)
         if not self.elastic_filters:
             outputs.set_shape(outputs.shape[:-1].concatenate([self.max_filters]))
         if self.bias is not None:
@@ -268,6 +271,7 @@ class ElasticBatchNormalization(tf.keras.layers.Layer):
         beta = self.beta[:channels] if self.beta is not None else tf.zeros([channels])
         return gamma, beta
 
+    @tf.autograph.experimental.do_not_convert  # training is a Python bool or a tensor (tf.cond)
     def call(self, inputs, training=None):
         if training is None:
             training = tf.keras.backend.learning_phase()
@@ -393,7 +397,8 @@ class ElasticDense(tf.keras.layers.Layer):
         by_position = tf.reshape(self.kernel, (self.spatial_positions, -1, self.units))[:, :channels, :]
         return tf.reshape(by_position, (-1, self.units))
 
-    def call(self, inputs):
+    @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow; faster tracing
+    def call(self, inputs, training=None):  # `training` is unused; do_not_convert hides the signature
         if self.input_quantizer is not None:
             inputs = self.input_quantizer(inputs)
         kernel = self.active_kernel(tf.shape(inputs)[-1])
@@ -421,14 +426,17 @@ class ElasticDense(tf.keras.layers.Layer):
 
 
 ELASTIC_LAYERS = (ElasticConv2D, ElasticBatchNormalization, ElasticDense)
-#: Static conv classes (exact types) that become `ElasticConv2D`.
-CONV_TYPES = (tf.keras.layers.Conv2D, lq.layers.QuantConv2D)
+#: Static conv classes (exact types) that become `ElasticConv2D`: Keras' and larq's, and the
+#: spaces' natively grouped versions of them (same weights and outputs).
+CONV_TYPES = (tf.keras.layers.Conv2D, lq.layers.QuantConv2D, GroupedConv2D, QuantGroupedConv2D)
 
 #: Static layer classes with an elastic counterpart, by exact type (subclasses such as
 #: DepthwiseConv2D compute something else and are refused).
 _ELASTIC_OF = {
     tf.keras.layers.Conv2D: ElasticConv2D,
     lq.layers.QuantConv2D: ElasticConv2D,
+    GroupedConv2D: ElasticConv2D,
+    QuantGroupedConv2D: ElasticConv2D,
     tf.keras.layers.BatchNormalization: ElasticBatchNormalization,
     tf.keras.layers.Dense: ElasticDense,
     lq.layers.QuantDense: ElasticDense,

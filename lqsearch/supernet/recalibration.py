@@ -61,14 +61,6 @@ def _images_of(batch) -> tf.Tensor:
     return tf.cast(images, tf.float32)
 
 
-def _assign_statistics(layer, mean: np.ndarray, variance: np.ndarray) -> None:
-    """Writes the first `len(mean)` channels of a BatchNorm's moving statistics (all of a static one)."""
-    for variable, value in ((layer.moving_mean, mean), (layer.moving_variance, variance)):
-        full = variable.numpy()
-        full[: len(value)] = value
-        variable.assign(full)
-
-
 class BatchNormRecalibrator:
     """Re-estimates the BatchNorm moving statistics of one model; traced once, reusable.
 
@@ -77,6 +69,12 @@ class BatchNormRecalibrator:
     moving mean and variance of each BatchNorm are the mean and variance of its
     input over ALL the given batches (pooled exactly, not a momentum average).
     Elastic BatchNorms (a supernet's) get their first, active channels rewritten.
+
+    The sums are accumulated in float64 inside TensorFlow: one traced call per batch
+    and one to write the statistics, whatever the number of BatchNorms (a supernet
+    evaluates many candidates with one recalibrator, so this per-candidate cost
+    matters). `save_statistics` / `restore_statistics` keep a copy of the moving
+    statistics, also in one call each.
 
     Arguments:
         model: a built, flat Keras functional or Sequential model.
@@ -87,16 +85,60 @@ class BatchNormRecalibrator:
 
     def __init__(self, model: tf.keras.Model):
         self.layers = _batchnorm_layers(model)
-        self._moments = None
-        if self.layers:
-            probe = tf.keras.Model(model.inputs, [layer.input for layer in self.layers])
+        if not self.layers:
+            return
+        probe = tf.keras.Model(model.inputs, [layer.input for layer in self.layers])
+        sizes = [int(layer.moving_mean.shape[0]) for layer in self.layers]
+        # Per BatchNorm: the sums of n * E[x] and n * E[x^2] over the batches (every example has the
+        # same number of positions), padded to the layer's full width; the channels in use; the count.
+        self._sums = [tf.Variable(tf.zeros([2, size], tf.float64), trainable=False) for size in sizes]
+        self._channels = tf.Variable(tf.zeros([len(sizes)], tf.int32), trainable=False)
+        self._count = tf.Variable(tf.zeros([], tf.float64), trainable=False)
+        self._saved = [tf.Variable(tf.zeros([2, size], layer.moving_mean.dtype), trainable=False)
+                       for size, layer in zip(sizes, self.layers)]
 
-            def moments(images):
-                features = probe(images, training=True)
-                features = features if isinstance(features, (list, tuple)) else [features]
-                return [tf.nn.moments(f, axes=list(range(f.shape.rank - 1))) for f in features]
+        def accumulate(images):
+            features = probe(images, training=True)
+            features = features if isinstance(features, (list, tuple)) else [features]
+            examples = tf.cast(tf.shape(images)[0], tf.float64)
+            channels = []
+            for total, size, feature in zip(self._sums, sizes, features):
+                mean, variance = tf.nn.moments(feature, axes=list(range(feature.shape.rank - 1)))
+                mean, variance = tf.cast(mean, tf.float64), tf.cast(variance, tf.float64)
+                used = tf.shape(mean)[0]
+                update = tf.stack([examples * mean, examples * (variance + mean * mean)])
+                total.assign_add(tf.pad(update, [[0, 0], [0, size - used]]))
+                channels.append(used)
+            self._channels.assign(tf.stack(channels))
+            self._count.assign_add(examples)
 
-            self._moments = tf.function(moments, input_signature=[_input_spec_of(model)])
+        def write():
+            for index, (layer, total) in enumerate(zip(self.layers, self._sums)):
+                used = self._channels[index]
+                mean = total[0, :used] / self._count
+                variance = tf.maximum(total[1, :used] / self._count - mean * mean, 0.0)
+                _write_head(layer.moving_mean, mean)
+                _write_head(layer.moving_variance, variance)
+            reset()
+
+        def reset():
+            for total in self._sums:
+                total.assign(tf.zeros_like(total))
+            self._count.assign(tf.zeros([], tf.float64))
+
+        def save():
+            for saved, layer in zip(self._saved, self.layers):
+                saved.assign(tf.stack([layer.moving_mean, layer.moving_variance]))
+
+        def restore():
+            for saved, layer in zip(self._saved, self.layers):
+                layer.moving_mean.assign(saved[0])
+                layer.moving_variance.assign(saved[1])
+
+        # No autograph: the Python loops run over layers, never over tensors (and tracing is faster).
+        self._accumulate = tf.function(accumulate, input_signature=[_input_spec_of(model)], autograph=False)
+        self._write, self._reset = tf.function(write, autograph=False), tf.function(reset, autograph=False)
+        self._save, self._restore = tf.function(save, autograph=False), tf.function(restore, autograph=False)
 
     def __call__(self, batches: Iterable) -> dict:
         """Recalibrates on `batches` (an iterable of (images, labels) or of images).
@@ -109,23 +151,40 @@ class BatchNormRecalibrator:
         """
         if not self.layers:
             return {"layers": 0, "batches": 0, "examples": 0}
-        totals, count, used = None, 0, 0
+        self._reset()
+        count = used = 0
         for batch in batches:
             images = _images_of(batch)
-            size = int(tf.shape(images)[0])
-            stats = [(m.numpy().astype(np.float64), v.numpy().astype(np.float64)) for m, v in self._moments(images)]
-            # Sums of E[x] and E[x^2] weighted by examples (every example has the same positions).
-            sums = [(size * m, size * (v + m * m)) for m, v in stats]
-            totals = sums if totals is None else [(a + c, b + d) for (a, b), (c, d) in zip(totals, sums)]
-            count += size
+            self._accumulate(images)
+            count += int(images.shape[0])
             used += 1
         if not used:
             raise ValueError("BatchNorm recalibration needs at least one batch of training images.")
-        for layer, (first, second) in zip(self.layers, totals):
-            mean = first / count
-            variance = np.maximum(second / count - mean * mean, 0.0)
-            _assign_statistics(layer, mean.astype(np.float32), variance.astype(np.float32))
+        self._write()
         return {"layers": len(self.layers), "batches": used, "examples": count}
+
+    def tracing_counts(self) -> dict:
+        """{function: times traced} of the recalibrator's traced functions (each should stay at 1)."""
+        if not self.layers:
+            return {}
+        functions = {"accumulate": self._accumulate, "write": self._write, "reset": self._reset,
+                     "save": self._save, "restore": self._restore}
+        return {name: function.experimental_get_tracing_count() for name, function in functions.items()}
+
+    def save_statistics(self) -> None:
+        """Keeps a copy of every BatchNorm's moving mean and variance (one copy; a new save replaces it)."""
+        if self.layers:
+            self._save()
+
+    def restore_statistics(self) -> None:
+        """Writes back the moving statistics kept by the last `save_statistics`."""
+        if self.layers:
+            self._restore()
+
+
+def _write_head(variable: tf.Variable, head: tf.Tensor) -> None:
+    """Writes `head` into the first channels of `variable` (all of them for a static BatchNorm)."""
+    variable.assign(tf.concat([tf.cast(head, variable.dtype), variable[tf.shape(head)[0]:]], axis=0))
 
 
 def recalibrate_batchnorm(model: tf.keras.Model, batches: Iterable) -> dict:
@@ -157,7 +216,11 @@ class Predictor:
         def predict(images):
             return tf.argmax(model(images, training=False), axis=-1, output_type=tf.int32)
 
-        self._predict = tf.function(predict, input_signature=[_input_spec_of(model)])
+        self._predict = tf.function(predict, input_signature=[_input_spec_of(model)], autograph=False)
+
+    def tracing_count(self) -> int:
+        """How many times the prediction function was traced (it should stay at 1)."""
+        return self._predict.experimental_get_tracing_count()
 
     def accuracy(self, pipeline: Iterable, *, max_batches: Optional[int] = None) -> float:
         """Accuracy in [0, 1] over the (images, labels) batches of `pipeline` (at most `max_batches`).

@@ -9,11 +9,13 @@ How the supernet is built (an "elastic clone"; the space code is unchanged):
    `Flatten` layers are copied: they work on any channel count.
 2. Which gene drives which conv is found by probing the space once: starting
    from `space.cheapest()`, each gene in turn is set to its costliest value and
-   the static convs whose `filters` (width gene) or `groups` (groups gene)
-   change are recorded. A conv's run-time filters / groups are then the gene's
-   concrete value from `space.layer_table(genome)`. The mapping is checked
-   against `space.build` for the cheapest and costliest genome, and again at
-   every `extract`. A conv may have a width gene and a groups gene at once.
+   the convs whose `filters` (width gene) or `groups` (groups gene) change are
+   recorded. The probes read `space.conv_configs` (the space's `_build` traced on
+   shapes, no model built) when the space has an analytic cost, else they build
+   each probe. A conv's run-time filters / groups are then the gene's concrete
+   value from `space.layer_table(genome)`. The mapping is checked against
+   `space.build` for the costliest genome, and again at every `extract`. A conv
+   may have a width gene and a groups gene at once.
 3. `set_genome` only assigns int32 variables: the graph never retraces. Input
    channels follow the tensors' dynamic shapes.
 4. `extract(genome)` builds the static `space.build(genome)` and copies each
@@ -47,6 +49,8 @@ import tensorflow as tf
 
 from lqsearch.supernet import elastic
 from lqsearch.supernet import training as _training
+from lqsearch.supernet._controls import conv_configs as _conv_configs
+from lqsearch.supernet._controls import probe_controls as _probe_controls
 from lqsearch.supernet.recalibration import (
     DEFAULT_RECALIBRATION_BATCHES,
     BatchNormRecalibrator,
@@ -60,50 +64,6 @@ from lqsearch.supernet.training import standalone_optimizer
 __all__ = ["Supernet"]
 
 DEFAULT_LEARNING_RATE = _training.DEFAULT_LEARNING_RATE
-
-
-def _conv_configs(model: tf.keras.Model) -> Dict[str, tuple]:
-    """{conv name: (filters, groups)} of a static model's `Conv2D` / `QuantConv2D` layers."""
-    return {
-        layer.name: (int(layer.filters), int(layer.groups))
-        for layer in model.layers
-        if type(layer) in elastic.CONV_TYPES
-    }
-
-
-def _probe_controls(space, build, cheapest_model) -> Dict[str, list]:
-    """Finds which gene sets each conv's filters and groups, by changing one gene at a time.
-
-    Arguments:
-        space: the search space.
-        build: genome -> static model.
-        cheapest_model: `build(space.cheapest())`.
-
-    Returns:
-        {conv name: [filters gene or None, groups gene or None]} for every conv.
-
-    Raises:
-        ValueError: if two genes drive the same attribute of one conv.
-    """
-    cheapest = space.cheapest()
-    base = _conv_configs(cheapest_model)
-    controls = {name: [None, None] for name in base}
-    for gene in space.genes:
-        if gene.cheapest == gene.costliest:
-            continue
-        probe = _conv_configs(build({**cheapest, gene.name: gene.costliest}))
-        for name, config in probe.items():
-            for slot in (0, 1):
-                if config[slot] == base[name][slot]:
-                    continue
-                if controls[name][slot] is not None:
-                    attribute = ("filters", "groups")[slot]
-                    raise ValueError(
-                        f"Space {space.name!r}: genes {controls[name][slot]!r} and {gene.name!r} both change "
-                        f"the {attribute} of layer {name!r}; a supernet needs one gene per attribute."
-                    )
-                controls[name][slot] = gene.name
-    return controls
 
 
 class Supernet:
@@ -136,11 +96,10 @@ class Supernet:
         self.num_classes = int(num_classes)
         self.quantizer = quantizer or space.default_quantizer
         largest = self._build_static(space.costliest())
-        cheapest = self._build_static(space.cheapest())
         self._fixed = _conv_configs(largest)
-        self._controls = _probe_controls(space, self._build_static, cheapest)
+        self._controls = _probe_controls(space, self._static_conv_configs)
         self._check_matches(largest, space.costliest())
-        self._check_matches(cheapest, space.cheapest())
+        self._check_matches(self._static_conv_configs(space.cheapest()), space.cheapest())
         self.model = elastic.elastic_clone(
             largest, name=f"{space.name}_supernet",
             widths={name for name, (width, _) in self._controls.items() if width},
@@ -148,7 +107,13 @@ class Supernet:
         )
         self._layers = elastic.elastic_layers(self.model)
         self._convs = {n: layer for n, layer in self._layers.items() if isinstance(layer, elastic.ElasticConv2D)}
-        self.gradients = tf.function(self._compute_gradients, input_signature=self._step_signature())
+        self._conv_order = sorted(self._convs)
+        # No autograph: no Python control flow depends on tensors here (and tracing is faster).
+        self._assign_active = tf.function(
+            self._assign_active_config, input_signature=[tf.TensorSpec([len(self._conv_order), 2], tf.int32)],
+            autograph=False,
+        )
+        self.gradients = tf.function(self._compute_gradients, input_signature=self._step_signature(), autograph=False)
         self._recalibrator = BatchNormRecalibrator(self.model)
         self._predictor = Predictor(self.model)
         self._standalone = None  # (optimizer settings, optimizer, traced apply) of `train_standalone`
@@ -160,6 +125,14 @@ class Supernet:
         return self.space.build(
             genome, input_shape=self.input_shape, num_classes=self.num_classes, quantizer=self.quantizer
         )
+
+    def _static_conv_configs(self, genome) -> Dict[str, tuple]:
+        """{conv name: (filters, groups)} of `genome`'s static model: traced on shapes when the space
+        has an analytic cost, else read from a build."""
+        if getattr(self.space, "analytic_cost", False):
+            return self.space.conv_configs(genome, input_shape=self.input_shape, num_classes=self.num_classes,
+                                           quantizer=self.quantizer)
+        return _conv_configs(self._build_static(genome))
 
     def conv_config(self, genome: Union[Sequence, Mapping[str, Any]]) -> Dict[str, tuple]:
         """{conv name: (filters, groups)} that `genome` gives every conv of the supernet."""
@@ -173,9 +146,11 @@ class Supernet:
             )
         return config
 
-    def _check_matches(self, static_model: tf.keras.Model, genome) -> None:
-        """Raises ValueError if `conv_config(genome)` disagrees with the static build."""
-        expected, actual = self.conv_config(genome), _conv_configs(static_model)
+    def _check_matches(self, static_model, genome) -> None:
+        """Raises ValueError if `conv_config(genome)` disagrees with the static build (a model, or its
+        {conv name: (filters, groups)})."""
+        actual = static_model if isinstance(static_model, dict) else _conv_configs(static_model)
+        expected = self.conv_config(genome)
         wrong = {n: (expected.get(n), c) for n, c in actual.items() if expected.get(n) != c}
         if wrong:
             raise ValueError(
@@ -191,8 +166,25 @@ class Supernet:
             ValueError: on an invalid genome.
         """
         genome = self.space.genome(genome)
-        elastic.set_active(self._convs, self.conv_config(genome))
+        config = self.conv_config(genome)
+        self._assign_active(tf.constant([config[name] for name in self._conv_order], tf.int32))
         self.genome = genome
+
+    def tracing_counts(self) -> Dict[str, int]:
+        """{traced function: times traced}: the training step, the genome setter, BatchNorm
+        recalibration and prediction. Each stays at 1 however many genomes are set, trained or
+        evaluated (`evaluate(static=True)` builds and traces a model of its own instead)."""
+        counts = {"gradients": self.gradients.experimental_get_tracing_count(),
+                  "set_genome": self._assign_active.experimental_get_tracing_count(),
+                  "predict": self._predictor.tracing_count()}
+        counts.update({f"recalibrate_{name}": count for name, count in self._recalibrator.tracing_counts().items()})
+        return counts
+
+    def _assign_active_config(self, config):
+        """Assigns row i of `config`, (filters, groups), to the i-th conv of `_conv_order` (traced once)."""
+        for index, name in enumerate(self._conv_order):
+            self._convs[name].active_filters.assign(config[index, 0])
+            self._convs[name].active_groups.assign(config[index, 1])
 
     def sample_genome(self, rng: Union[random.Random, np.random.Generator]) -> dict:
         """A uniformly random genome (each gene independently).
@@ -356,23 +348,16 @@ class Supernet:
             if recalibrate:
                 recalibrate_batchnorm(model, batches)
             return accuracy(model, val_pipeline, max_batches=max_batches)
-        previous, saved = self.genome, self._batchnorm_statistics()
+        previous = self.genome
+        self._recalibrator.save_statistics()
         try:
             self.set_genome(genome)
             if recalibrate:
                 self._recalibrator(batches)
             return self._predictor.accuracy(val_pipeline, max_batches=max_batches)
         finally:
-            self._restore_batchnorm_statistics(saved)
+            self._recalibrator.restore_statistics()
             self.set_genome(previous)
-
-    def _batchnorm_statistics(self) -> list:
-        return [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in self._recalibrator.layers]
-
-    def _restore_batchnorm_statistics(self, saved: list) -> None:
-        for layer, (mean, variance) in zip(self._recalibrator.layers, saved):
-            layer.moving_mean.assign(mean)
-            layer.moving_variance.assign(variance)
 
     # -- training --------------------------------------------------------------------
     def _step_signature(self):

@@ -1,0 +1,257 @@
+"""Benchmark: is lqsearch fast on a CPU? Every figure is a ratio of two timings taken in this one run.
+
+1. Grouped convolutions. A training step (Keras `train_on_batch`, Adam) of MobileNet M1
+   (Phan et al.) at width 0.25, input 32x32x1, batch 128, bireal, at groups 1, 4 and 16:
+   lqsearch's native grouped convs (after) and the same network with Keras' stock
+   `Conv2D` / larq `QuantConv2D`, which run grouped convs through XLA on CPU (before).
+   Median of 12 steps after the first; the first step (tracing, XLA compiling) is
+   printed too. Goal: grouped / groups=1 at most 1.0.
+2. Analytic cost. `space.cost(genome)` against `lqsearch.cost.profile(space.build(genome))`
+   on random genomes of every registered space (32x32x3, width 0.25); medians. The two
+   costs must be equal. Goal: at least 100x faster.
+3. One-shot evaluation on the full Fashion-MNIST (Debian files): `Supernet.evaluate` of a
+   candidate (BatchNorm recalibration on K=10 batches of 128, then accuracy on the 3,000
+   search-val images) against its limit, one forward pass of the candidate's extracted
+   static model over the same recalibration batches (training mode) and search-val
+   images (inference), traced and warm, data in memory. Goal: at most 2.0. The first
+   evaluation (tracing) and the supernet's construction are printed too.
+4. Quickstart (vgg_small width 0.125, bireal, the embedded Fashion-MNIST sample, batch 64,
+   the recipe `quickstart`): seconds per candidate of the one-shot evaluator against the
+   2-epoch scratch evaluator (`lqsearch.search.evaluation`), as the tuner calls them.
+   Goal: at least 50x. Printed with the limit of item 3 measured there, which bounds what
+   any one-shot evaluation can reach on this small split.
+
+Phan, Liu, Huynh, Savvides, Cheng, Shen, "Binarizing MobileNet via Evolution-based
+Searching", CVPR 2020, arXiv:2005.06305.
+
+Run (about 15-25 minutes on 2 busy CPU cores):
+
+    python bench/bench_speed.py [--only grouped,cost,oneshot,quickstart] [--candidates 5]
+"""
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import lqsearch` does: native grouped-conv gradients
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import lqsearch.spaces  # noqa: E402
+from lqsearch import cost  # noqa: E402
+from lqsearch.data import load_dataset  # noqa: E402
+from lqsearch.search.evaluation import EvaluationConfig, make_evaluator  # noqa: E402
+from lqsearch.spaces.layers import GROUPED_TYPES, native_grouped_gradients  # noqa: E402
+from lqsearch.supernet import Supernet  # noqa: E402
+
+STEPS = 12
+RECALIBRATION_BATCHES = 10
+PARTS = ("grouped", "cost", "oneshot", "quickstart")
+
+
+def _median_ms(seconds):
+    return 1000 * statistics.median(seconds)
+
+
+def _row(figure, goal, before, after):
+    print(f"| {figure} | {goal} | {before} | {after} |", flush=True)
+
+
+def _stock(model):
+    """The same model with Keras' / larq's own conv classes (their XLA path for grouped convs)."""
+    def clone(layer):
+        return GROUPED_TYPES.get(type(layer), type(layer)).from_config(layer.get_config())
+
+    return tf.keras.models.clone_model(model, clone_function=clone)
+
+
+def step_times(space, groups, *, stock):
+    """(first step s, median of the next STEPS steps s) of Keras training at `groups`."""
+    tf.keras.backend.clear_session()
+    model = space.build(space.uniform(groups), input_shape=(32, 32, 1), num_classes=10, quantizer="bireal")
+    if stock:
+        model = _stock(model)
+    model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((128, 32, 32, 1), dtype=np.float32), rng.integers(0, 10, 128)
+    times = []
+    for _ in range(STEPS + 1):
+        began = time.perf_counter()
+        model.train_on_batch(images, labels)
+        times.append(time.perf_counter() - began)
+    return times[0], statistics.median(times[1:])
+
+
+def bench_grouped():
+    print(f"\n== 1. grouped convs: M1 width 0.25, 32x32x1, batch 128, bireal; native grouped-conv gradients: "
+          f"{native_grouped_gradients()}")
+    space = lqsearch.spaces.get("mobilenet_m1", width_multiplier=0.25)
+    times = {(groups, stock): step_times(space, groups, stock=stock) for stock in (False, True) for groups in (1, 4, 16)}
+    print("| groups | step before (Keras XLA) | step after (native) | first step before | first step after |")
+    print("|---|---|---|---|---|")
+    for groups in (1, 4, 16):
+        before, after = times[(groups, True)], times[(groups, False)]
+        print(f"| {groups} | {1000 * before[1]:.0f} ms | {1000 * after[1]:.0f} ms | {before[0]:.1f} s | {after[0]:.1f} s |")
+    print("| figure | goal | before | after |\n|---|---|---|---|")
+    for groups in (4, 16):
+        _row(f"step at groups={groups} / groups=1", "<= 1.0", f"{times[(groups, True)][1] / times[(1, True)][1]:.2f}",
+             f"{times[(groups, False)][1] / times[(1, False)][1]:.2f}")
+    return times
+
+
+def bench_cost(samples):
+    print(f"\n== 2. analytic cost against build + profile, 32x32x3, width 0.25, {samples} random genomes per space")
+    rng = random.Random(0)
+    analytic, built = [], []
+    for name in lqsearch.spaces.list_spaces():
+        space = lqsearch.spaces.get(name, width_multiplier=0.25)
+        arguments = {"input_shape": (32, 32, 3), "num_classes": 10}
+        for _ in range(samples):
+            genome = {gene.name: rng.choice(gene.values) for gene in space.genes}
+            tf.keras.backend.clear_session()
+            began = time.perf_counter()
+            result = space.cost(genome, **arguments)
+            analytic.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            profiled = cost.profile(space.build(genome, **arguments))
+            built.append(time.perf_counter() - began)
+            if profiled != result:
+                raise SystemExit(f"{name} {genome}: analytic {result} != profiled {profiled}")
+    print(f"analytic {_median_ms(analytic):.2f} ms, build + profile {_median_ms(built):.0f} ms (medians, all equal)")
+    print("| figure | goal | before | after |\n|---|---|---|---|")
+    _row("build + profile / analytic cost", ">= 100", "-", f"{statistics.median(built) / statistics.median(analytic):.0f}")
+
+
+def _static_limit(supernet, genome, recalibration, validation):
+    """Seconds of one forward pass of the extracted static model: recalibration batches in training mode,
+    validation images in inference; traced and warmed up first."""
+    model = supernet.extract(genome)
+
+    @tf.autograph.experimental.do_not_convert
+    def forward(images, training):
+        return model(images, training=training)
+
+    infer = tf.function(lambda images: forward(images, False))
+    train = tf.function(lambda images: forward(images, True))
+    train(recalibration[0][0])
+    infer(validation[0][0])
+    began = time.perf_counter()
+    for images, _ in recalibration:
+        train(images).numpy()
+    for images, _ in validation:
+        infer(images).numpy()
+    return time.perf_counter() - began
+
+
+def oneshot_against_limit(space, dataset, candidates, *, quantizer=None, supernet_steps=20):
+    """{"oneshot", "limit", "first", "init"}: median seconds per candidate of `Supernet.evaluate` and its limit."""
+    tf.keras.backend.clear_session()
+    began = time.perf_counter()
+    supernet = Supernet(space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=quantizer)
+    init = time.perf_counter() - began
+    supernet.train(dataset.search_train, steps=supernet_steps, checkpoint_dir=tempfile.mkdtemp(prefix="bench_speed_"))
+    recalibration = [(tf.constant(x), y) for x, y in dataset.take_batches("search_train", RECALIBRATION_BATCHES)]
+    validation = [(tf.constant(x), y) for x, y in dataset.take_batches("search_val", 10**6)]
+    rng = random.Random(1)
+    genomes = [supernet.sample_genome(rng) for _ in range(candidates)]
+    began = time.perf_counter()
+    supernet.evaluate(space.uniform(1), dataset.search_val, recalibration_batches=recalibration)
+    first = time.perf_counter() - began
+    oneshot, limit = [], []
+    for genome in genomes:
+        began = time.perf_counter()
+        supernet.evaluate(genome, dataset.search_val, recalibration_batches=recalibration)
+        oneshot.append(time.perf_counter() - began)
+        limit.append(_static_limit(supernet, genome, recalibration, validation))
+    ratios = [a / b for a, b in zip(oneshot, limit)]
+    return {"oneshot": statistics.median(oneshot), "limit": statistics.median(limit), "ratio": statistics.median(ratios),
+            "first": first, "init": init, "traces": supernet.tracing_counts()}
+
+
+def bench_oneshot(candidates):
+    dataset = load_dataset("fashion_mnist_local", batch_size=128, eval_batch_size=1000, search_per_class=300)
+    print(f"\n== 3. one-shot evaluation on the full Fashion-MNIST ({dataset.num_search_train} search-train, "
+          f"{dataset.num_search_val} search-val), K={RECALIBRATION_BATCHES} recalibration batches of 128, "
+          f"{candidates} random candidates")
+    began = time.perf_counter()
+    dataset.take_batches("search_train", RECALIBRATION_BATCHES)
+    print(f"taking the recalibration batches from the shuffled pipeline: {time.perf_counter() - began:.2f} s "
+          "(OneshotEvaluator.evaluate does it for every candidate)")
+    print("| figure | goal | before | after |\n|---|---|---|---|")
+    for name, options in (("vgg_small", {"width_multiplier": 0.125}), ("mobilenet_m1", {"width_multiplier": 0.25})):
+        figures = oneshot_against_limit(lqsearch.spaces.get(name, **options), dataset, candidates)
+        _row(f"{name} {options}: one-shot {figures['oneshot']:.2f} s / limit {figures['limit']:.2f} s per candidate "
+             f"(supernet built in {figures['init']:.1f} s, first evaluation {figures['first']:.1f} s)", "<= 2.0", "-",
+             f"{figures['ratio']:.2f}")
+        if set(figures["traces"].values()) - {0, 1}:
+            raise SystemExit(f"{name}: a function was traced more than once: {figures['traces']}")
+
+
+def bench_quickstart(candidates):
+    dataset = load_dataset("embedded", batch_size=64, search_fraction=0.2)
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
+    print(f"\n== 4. quickstart: vgg_small width 0.125, bireal, embedded sample ({dataset.num_search_train} "
+          f"search-train, {dataset.num_search_val} search-val), batch 64; {candidates} random candidates")
+    run_dir = tempfile.mkdtemp(prefix="bench_speed_quickstart_")
+    arguments = {"quantizer": "bireal", "run_dir": run_dir}
+    oneshot = make_evaluator(space, dataset, EvaluationConfig(mode="oneshot", supernet_steps=20), **arguments)
+    oneshot.prepare()
+    scratch = make_evaluator(space, dataset, EvaluationConfig(mode="scratch", epochs=2), **arguments)
+    rng = random.Random(2)
+    genomes = [{gene.name: rng.choice(gene.values) for gene in space.genes} for _ in range(candidates)]
+    oneshot.evaluate(space.uniform(1))  # traces once per run
+    batches = dataset.take_batches("search_train", oneshot.config.recalibration_batches)
+    timings = {"evaluator": [], "supernet": [], "scratch": [], "limit": [], "take": []}
+    for genome in genomes:
+        began = time.perf_counter()
+        dataset.take_batches("search_train", oneshot.config.recalibration_batches)
+        timings["take"].append(time.perf_counter() - began)
+        began = time.perf_counter()
+        oneshot.evaluate(genome)
+        timings["evaluator"].append(time.perf_counter() - began)
+        began = time.perf_counter()
+        oneshot.supernet.evaluate(genome, dataset.search_val, recalibration_batches=batches)
+        timings["supernet"].append(time.perf_counter() - began)
+        timings["limit"].append(_static_limit(oneshot.supernet, genome, [(tf.constant(x), y) for x, y in batches],
+                                              [(tf.constant(x), y) for x, y in dataset.take_batches("search_val", 10**6)]))
+        began = time.perf_counter()
+        scratch.evaluate(genome)
+        timings["scratch"].append(time.perf_counter() - began)
+    median = {key: statistics.median(values) for key, values in timings.items()}
+    print(f"per candidate (medians): scratch E=2 {median['scratch']:.2f} s; one-shot evaluator {median['evaluator']:.3f} s "
+          f"(it takes the recalibration batches from the shuffled pipeline for every candidate: {median['take']:.3f} s); "
+          f"Supernet.evaluate with the batches taken once {median['supernet']:.3f} s; its limit (as in item 3) "
+          f"{median['limit']:.3f} s")
+    print("| figure | goal | before | after |\n|---|---|---|---|")
+    _row("scratch / one-shot evaluator, per candidate", ">= 50", "12 (issue)", f"{median['scratch'] / median['evaluator']:.1f}")
+    _row("scratch / Supernet.evaluate (batches taken once)", ">= 50", "-", f"{median['scratch'] / median['supernet']:.1f}")
+    _row("scratch / limit: the best any one-shot evaluation can reach here", "-", "-",
+         f"{median['scratch'] / median['limit']:.1f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts among {', '.join(PARTS)}")
+    parser.add_argument("--candidates", type=int, default=5)
+    parser.add_argument("--cost-samples", type=int, default=4)
+    parser.add_argument("--quickstart-candidates", type=int, default=3)
+    args = parser.parse_args()
+    parts = args.only.split(",")
+    began = time.perf_counter()
+    if "grouped" in parts:
+        bench_grouped()
+    if "cost" in parts:
+        bench_cost(args.cost_samples)
+    if "oneshot" in parts:
+        bench_oneshot(args.candidates)
+    if "quickstart" in parts:
+        bench_quickstart(args.quickstart_candidates)
+    print(f"\ntotal {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
