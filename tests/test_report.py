@@ -254,7 +254,7 @@ def test_write_report_mobilenet_groups(tmp_path, mobilenet):
         row["latency_s"] = 0.00125
     paths = report.write_report(tmp_path, results, space=mobilenet)
     text = paths["report"].read_text()
-    assert "mobilenet_m1 (lce_compatible=False, width_multiplier=0.25)" in text
+    assert "mobilenet_m1 (fp_shortcut_at_layer1=True, lce_compatible=False, width_multiplier=0.25)" in text
     assert "layer1_groups, layer2_groups" in text
     study = text.split("## Study")[1].split("\n## ")[0]
     assert "Test top-5 % (mean)" in study and "| 96.00 |" in study and "LCE latency (ms)" in study and "1.250" in study
