@@ -9,6 +9,7 @@ from `keras_tuner.HyperParameters` (one `hp.Choice` per gene).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Sequence, Tuple, Union
 
@@ -137,7 +138,14 @@ class GeneSet:
         return {g.name: g.validate(values[g.name]) for g in self.genes}
 
     def uniform(self, value: float) -> Genome:
-        """Every gene at `value`, or at its nearest allowed value where `value` is not allowed."""
+        """Every gene at `value`, or at its nearest allowed value where `value` is not allowed.
+
+        Raises:
+            ValueError: if `value` is not a finite number (NaN, infinity, text, bool).
+        """
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"uniform value: {value!r} is not a finite number; give one of the genes' values, "
+                             f"for example {self.genes[0].values[0]!r}.")
         return {g.name: g.nearest(value) for g in self.genes}
 
     def cheapest(self) -> Genome:

@@ -6,7 +6,6 @@ Phan et al., "Binarizing MobileNet via Evolution-based Searching" (CVPR 2020).
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -24,6 +23,7 @@ from lqsearch.search.evaluation import EvaluationConfig, candidate_seed, make_ev
 from lqsearch.search.inheritance import inherit_first_channels
 from lqsearch.search.tuner import BinaryArchitectureSearch
 from lqsearch.supernet import Supernet, accuracy
+from lqsearch.testing.network import free_port
 from lqsearch.testing.tiny_spaces import TinyGroupedSpace
 
 
@@ -222,15 +222,9 @@ def test_another_seed_draws_other_genomes(small_data, tmp_path):
     assert first_population(3) != first_population(4)
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_distributed_oneshot_trains_one_supernet_and_completes_every_trial(tmp_path):
-    port, max_trials, processes = str(_free_port()), 6, {}
+    port, max_trials, processes = str(free_port()), 6, {}
     base = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
     try:
         for tuner_id in ("chief", "tuner0", "tuner1"):

@@ -46,6 +46,12 @@ def test_uniform_takes_nearest_valid_value(genes):
     assert genes.costliest() == {"conv1": 2.0, "groups": 1}
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), "2", True, None])
+def test_uniform_refuses_what_is_not_a_finite_number(genes, bad):
+    with pytest.raises(ValueError, match="not a finite number"):
+        genes.uniform(bad)
+
+
 def test_hyperparameters_round_trip(genes):
     hp = genes.hyperparameters({"conv1": 0.5, "groups": 4})
     assert [p.name for p in hp.space] == ["conv1", "groups"]

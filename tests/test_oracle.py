@@ -4,7 +4,6 @@ import math
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from keras_tuner.engine import trial as trial_module
 from lqsearch.search import operators
 from lqsearch.search.oracle import EvolutionaryOracle
 from lqsearch.testing import oracle_problems as problem
+from lqsearch.testing.network import free_port
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = [1, 1001, 20011, 300007, 4000037]
@@ -436,17 +436,11 @@ def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedul
 # ---------------------------------------------------- 8. distributed
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_distributed_chief_and_two_workers_share_one_search(tmp_path, schedule):
     max_trials = 12
-    port = str(_free_port())
+    port = str(free_port())
     processes = {}
     try:
         for tuner_id in ("chief", "tuner0", "tuner1"):

@@ -177,3 +177,9 @@ def test_space_config_round_trip(name):
     again = lqsearch.spaces.from_config(space.get_config())
     assert again.get_config() == space.get_config()
     assert [g.values for g in again.genes] == [g.values for g in space.genes]
+
+
+def test_mobilenet_m3_refuses_a_width_that_leaves_a_layer_unsplittable():
+    with pytest.raises(ValueError, match=r"cannot split into two halves; use width_multiplier >= 0.024"):
+        lqsearch.spaces.get("mobilenet_m3", width_multiplier=0.01)
+    assert len(lqsearch.spaces.get("mobilenet_m3", width_multiplier=0.024).genes) == 13

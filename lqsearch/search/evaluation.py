@@ -226,7 +226,8 @@ class OneshotEvaluator(_Evaluator):
             sandwich=self.config.sandwich,
             distill=self.config.distill,
             seed=self.seed,
-            verbose=self.verbose,
+            log_every=max(1, self.config.supernet_steps // 10),
+            verbose=1,  # ten progress lines (step, loss, s/step, ETA): the longest stage of a one-shot run
         )
         return stats["trained_steps"] > 0
 

@@ -23,10 +23,12 @@ References:
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+import grpc
 import keras_tuner as kt
 
 from lqsearch import cost, training
@@ -255,6 +257,21 @@ class BinaryArchitectureSearch(kt.Tuner):
     def preparation(self) -> Optional[Dict[str, Any]]:
         """The record of `prepare` once it ran in this process, else None."""
         return None if self._preparation is None else dict(self._preparation)
+
+    def search(self, *fit_args, **fit_kwargs):
+        """Keras Tuner's `search`. A distributed worker that asks for a trial after the chief
+        ended the search (Keras Tuner's chief exits once its last trial ends) stops with a
+        message instead of a gRPC traceback."""
+        try:
+            return super().search(*fit_args, **fit_kwargs)
+        except grpc.RpcError as error:
+            worker = os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief"
+            if not (worker and error.code() == grpc.StatusCode.UNAVAILABLE):
+                raise
+            address = f"{os.environ.get('KERASTUNER_ORACLE_IP')}:{os.environ.get('KERASTUNER_ORACLE_PORT')}"
+            print(f"lqsearch: the chief oracle at {address} is gone: it ended the search (every trial done) "
+                  "or it stopped; this worker stops too. The results are in the chief's run directory.", flush=True)
+            return None
 
     def on_search_begin(self):
         """Keras Tuner hook: the preparation runs here, so no trial's duration includes it."""

@@ -8,6 +8,7 @@ average pooling carries the shortcut across a stride.
 from __future__ import annotations
 
 import functools
+import math
 
 from lqsearch.checks import check_bool
 from lqsearch.genome import Gene
@@ -232,6 +233,16 @@ class MobileNetM3Space(_MobileNetGroupSpace):
     """
 
     module = "m3"
+
+    def _make_genes(self):
+        narrowest = min(cout for _, cout, _ in self.layer_channels())
+        if narrowest < 2:
+            minimum = min(MOBILENET_LAYERS)[0]
+            raise ValueError(
+                f"mobilenet_m3: width_multiplier={self.options['width_multiplier']!r} leaves a layer with "
+                f"{narrowest} output channel, which M3 cannot split into two halves; use width_multiplier >= "
+                f"{math.ceil(1500 / minimum) / 1000:g}.")
+        return super()._make_genes()
 
     def _pointwise(self, y, pooled, cin, cout, genome, preset, name):
         halves = []

@@ -8,6 +8,7 @@ quantizer, so a resumed run refuses a checkpoint of another supernet.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from pathlib import Path
@@ -161,7 +162,10 @@ def train(supernet, pipeline: tf.data.Dataset, *, steps: int, checkpoint_dir: Pa
             history.append([current + 1, float(np.mean(window))])
             window = []
             if verbose:
-                print(f"supernet step {current + 1}/{steps}: loss {history[-1][1]:.4f}")
+                per_step = (time.perf_counter() - began) / (current + 1 - start)
+                eta = datetime.timedelta(seconds=round(per_step * (steps - current - 1)))
+                print(f"supernet step {current + 1}/{steps}: loss {history[-1][1]:.4f}, {per_step:.3f} s/step, "
+                      f"ETA {eta}", flush=True)
         if (current + 1) % checkpoint_every == 0 or current + 1 == steps:
             manager.save(checkpoint_number=current + 1)
     seconds = time.perf_counter() - began
