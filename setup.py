@@ -34,7 +34,7 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     "gpu": [TENSORFLOW.replace("tensorflow", "tensorflow[and-cuda]", 1)],
-    "test": ["pytest>=7", "pytest-timeout", "dill", "hypothesis>=6", "import-linter>=2.1", "ruff>=0.5"],
+    "test": ["pytest>=7", "pytest-timeout", "pytest-xdist", "dill", "hypothesis>=6", "import-linter>=2.1", "ruff>=0.5"],
 }
 
 setup(

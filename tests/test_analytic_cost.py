@@ -55,6 +55,7 @@ def _assert_analytic_equals_profile(configuration):
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 @pytest.mark.parametrize("name", SPACES)
+@pytest.mark.heavy
 def test_analytic_cost_equals_the_profile_on_200_random_genomes(name):
     @settings(max_examples=200, **SETTINGS)
     @given(configurations(name))

@@ -29,6 +29,7 @@ def test_published_figures(row):
 @pytest.mark.parametrize("row", [
     pytest.param(r, id=r.label, marks=() if r.label in PROFILED_FAST else pytest.mark.slow) for r in ROWS
 ])
+@pytest.mark.heavy
 def test_published_rows_cost_the_same_built_and_profiled(row):
     assert cost.profile(build_row(row)) == row_cost(row)
 

@@ -68,6 +68,7 @@ def completed_results(run: Path) -> dict:
     return results
 
 
+@pytest.mark.heavy
 def test_kill_during_supernet_training_resumes_from_the_checkpoint(tmp_path):
     run = tmp_path / "run"
     args = ["recipe", "run", "quickstart", "--smoke", "--verbose", "--out", str(run), "publish.name=null",
@@ -84,6 +85,7 @@ def test_kill_during_supernet_training_resumes_from_the_checkpoint(tmp_path):
     assert len([t for t in completed_results(run)["trials"] if t["status"] == "COMPLETED"]) == 2
 
 
+@pytest.mark.heavy
 def test_kill_during_final_training_keeps_the_search_and_the_finished_epochs(tmp_path):
     run = tmp_path / "run"
     args = ["recipe", "run", "quickstart", "--smoke", "--verbose", "--out", str(run), "publish.name=null",
@@ -105,6 +107,7 @@ def test_kill_during_final_training_keeps_the_search_and_the_finished_epochs(tmp
     assert not (run / ".final.backup").exists()
 
 
+@pytest.mark.heavy
 def test_kill_during_publish_leaves_the_registry_intact_and_the_resume_publishes_once(tmp_path):
     run, registry = tmp_path / "run", tmp_path / "registry"
     args = ["recipe", "run", "quickstart", "--smoke", "--out", str(run), f"publish.registry={registry}"]

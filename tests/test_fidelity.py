@@ -119,6 +119,7 @@ def small_data():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_oneshot_best_models_are_recalibrated_and_reproduce_the_trial_accuracy(small_data, tmp_path):
     space = TinyGroupedSpace()
     evaluation = EvaluationConfig(mode="oneshot", supernet_steps=30, recalibration_batches=3)
@@ -168,6 +169,7 @@ def test_candidate_seeds_depend_on_the_run_seed_and_the_genome_only():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_scratch_candidates_are_reproducible_whatever_ran_before(small_data, tmp_path):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
     config = EvaluationConfig(epochs=1, training=training.preset("cpu", steps_per_epoch=2))
@@ -177,6 +179,29 @@ def test_scratch_candidates_are_reproducible_whatever_ran_before(small_data, tmp
     tf.random.normal([3])  # consume global randomness in between
     evaluator.evaluate(space.uniform(2))
     assert evaluator.evaluate(genome)[0] == first
+
+
+def test_inherit_candidates_start_from_the_first_channels_of_the_trained_widest_network(small_data, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.setattr(training, "fit", lambda *args, **kwargs: None)  # the weights stay as they start
+    monkeypatch.setattr(training, "evaluate", lambda *args, **kwargs: {"accuracy": 50.0})
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
+    evaluator = make_evaluator(space, small_data, EvaluationConfig(mode="inherit", epochs=1, widest_epochs=1),
+                               quantizer="bireal", run_dir=tmp_path, seed=4)
+    evaluator.prepare()
+    widest = {layer.name: layer for layer in evaluator.widest.layers}
+    _, model = evaluator.evaluate(space.genome([0.25, 1, 0.5, 2, 1, 3]))
+    checked = 0
+    for layer in model.layers:
+        if not getattr(layer, "kernel", None) is not None or layer.name not in widest:
+            continue
+        kernel, source = layer.kernel.numpy(), widest[layer.name].kernel.numpy()
+        if kernel.ndim != 4:
+            continue
+        assert kernel.shape != source.shape  # narrower than the 4x network, so a real slice
+        np.testing.assert_array_equal(kernel, source[tuple(slice(0, n) for n in kernel.shape)])
+        checked += 1
+    assert checked >= 6
 
 
 # -- 11. batch-size keys ------------------------------------------------------------------------
@@ -196,6 +221,7 @@ def test_the_training_batch_size_is_the_one_candidates_train_with(small_data, tm
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_the_same_recipe_and_seed_give_the_same_run(tmp_path):
     def run(name):
         recipe = recipes.load_recipe("quickstart", ["search.seed=3", "publish.name=null"], smoke=True)
@@ -210,6 +236,7 @@ def test_the_same_recipe_and_seed_give_the_same_run(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_another_seed_draws_other_genomes(small_data, tmp_path):
     def first_population(seed):
         tuner = BinaryArchitectureSearch(
@@ -223,6 +250,7 @@ def test_another_seed_draws_other_genomes(small_data, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_distributed_oneshot_trains_one_supernet_and_completes_every_trial(tmp_path):
     port, max_trials, processes = str(free_port()), 6, {}
     base = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}

@@ -154,6 +154,7 @@ def test_without_onednn_grouped_convs_fall_back_to_a_correct_path():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_lce_export_keeps_one_grouped_bconv_per_binary_layer():
     space = lqsearch.spaces.get("mobilenet_m1", width_multiplier=0.5, lce_compatible=True)
     genome = {**space.uniform(1), "layer6_groups": 2, "layer12_groups": 8, "layer13_groups": 16}

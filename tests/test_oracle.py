@@ -135,6 +135,7 @@ def test_invalid_arguments_raise_value_error_naming_the_fix(kwargs, fragment):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("direction", ["max", "min"])
+@pytest.mark.heavy
 def test_beats_random_search_on_most_seeds(tmp_path, direction):
     if direction == "max":
         objective_fn = problem.synthetic_fitness
@@ -357,6 +358,7 @@ def _interrupt_after_end_trial(oracle, oracle_json):
     "interrupt",
     [_interrupt_after_trial_file, _interrupt_during_run, _interrupt_after_end_trial],
 )
+@pytest.mark.heavy
 def test_interrupted_at_a_critical_moment_resume_completes_exactly(tmp_path, interrupt, schedule):
     max_trials = 16
     oracle = make_oracle(tmp_path, max_trials=max_trials, population_size=4, num_parents=2, schedule=schedule)
@@ -401,6 +403,7 @@ def _wait_for_trials(process, project_dir, count, timeout=90.0):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.heavy
 def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedule):
     max_trials = 30
     project_dir = tmp_path / "synthetic"
@@ -438,6 +441,7 @@ def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedul
 
 @pytest.mark.slow
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.heavy
 def test_distributed_chief_and_two_workers_share_one_search(tmp_path, schedule):
     max_trials = 12
     port = str(free_port())

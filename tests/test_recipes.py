@@ -48,6 +48,7 @@ def test_paper_recipes_use_the_papers_settings():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.heavy
 def test_every_recipe_smoke_runs(name, tmp_path):
     overrides = [f"publish.registry={tmp_path / 'registry'}"]
     recipe = recipes.load_recipe(name, overrides, smoke=True)
@@ -102,6 +103,7 @@ def test_show_prints_the_resolved_recipe(tmp_path):
         (["quickstart", "dataset=cifar11"], "cifar11"),
     ],
 )
+@pytest.mark.heavy
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(args, message, tmp_path):
     result = _cli("recipe", "run", *args, "--out", str(tmp_path / "out"), cwd=tmp_path)
     errors = [l for l in result.stderr.splitlines() if l.startswith("lqsearch: error:")]
@@ -111,6 +113,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(args, message, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_out_dir_of_another_recipe_is_refused(tmp_path):
     out = tmp_path / "out"
     first = _cli("recipe", "run", "quickstart", "--smoke", "publish.name=null", "--out", str(out), cwd=tmp_path)
@@ -138,6 +141,7 @@ def _trial_ids(lines):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_killed_run_resumes_without_repeating_finished_trials(tmp_path):
     args = ["recipe", "run", "quickstart", "--smoke", "publish.name=null", "search.max_trials=6",
             "search.population_size=3", "search.num_crossovers=1", "search.num_mutations=2", "--out", str(tmp_path / "run")]
@@ -179,6 +183,7 @@ def _run_until(args, cwd, stop_line):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_a_kill_during_a_baselines_final_training_redoes_nothing_that_finished(tmp_path):
     out = tmp_path / "run"
     args = ["recipe", "run", "quickstart", "--smoke", "publish.name=null", "final.seeds=2", "final.epochs=2",

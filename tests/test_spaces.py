@@ -43,6 +43,7 @@ def test_unknown_option_is_refused():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SPACES)
 @pytest.mark.parametrize("which", ["cheapest", "uniform1", "costliest"])
+@pytest.mark.heavy
 def test_every_space_builds_and_trains_one_step(name, which):
     space = _small_space(name)
     genome = {"cheapest": space.cheapest(), "uniform1": space.uniform(1), "costliest": space.costliest()}[which]
@@ -158,6 +159,7 @@ def test_lce_compatible_groups(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SPACES)
+@pytest.mark.heavy
 def test_model_config_and_h5_round_trip(name, tmp_path):
     space = _small_space(name)
     model = space.build(space.uniform(2), **SMALL)

@@ -127,6 +127,7 @@ def test_width_only_extraction_matches_the_supernet():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_resnet_width_extraction_follows_stage_and_block_genes():
     space = lqsearch.spaces.get("resnet18", width_multiplier=0.0625, stem="cifar")
     supernet = Supernet(space, input_shape=(16, 16, 3), num_classes=NUM_CLASSES, quantizer="ste")
@@ -135,6 +136,7 @@ def test_resnet_width_extraction_follows_stage_and_block_genes():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_group_only_extraction_matches_the_supernet_with_fp_shortcut_groups():
     space = lqsearch.spaces.get("mobilenet_m2", width_multiplier=0.125)
     supernet = Supernet(space, input_shape=(16, 16, 3), num_classes=NUM_CLASSES)
@@ -244,6 +246,7 @@ def _fixed_batches():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_training_resumes_from_the_run_directory(tmp_path):
     space, pipeline = JointSpace(), _fixed_batches()
     first = Supernet(space, input_shape=(8, 8, 3), num_classes=NUM_CLASSES)
@@ -344,6 +347,7 @@ def test_kendall_tau_is_scipys_tau_b_with_its_p_value():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_rank_correlation_study_writes_pairs_and_tau(tmp_path):
     data = load_dataset("embedded", batch_size=32, train_limit=200, test_limit=50, search_fraction=0.25,
                         image_size=8, seed=0)

@@ -34,6 +34,7 @@ def test_fitness_is_shen_equation_4():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_search_reports_metrics_and_best_models(dataset, tmp_path, capsys):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
     tuner = _tuner(space, dataset, tmp_path)
@@ -76,6 +77,7 @@ class _FaultySpace(VGGSmallSpace):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_nan_and_unbuildable_candidates_fail_and_the_search_goes_on(dataset, tmp_path):
     space = _FaultySpace(width_multiplier=0.125)
     tuner = _tuner(space, dataset, tmp_path, max_trials=5, population_size=3, num_crossovers=1, num_mutations=2,
@@ -94,6 +96,7 @@ def test_nan_and_unbuildable_candidates_fail_and_the_search_goes_on(dataset, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_flops_ceiling_is_checked_before_any_build_or_training(dataset, tmp_path, monkeypatch):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
     tuner = _tuner(space, dataset, tmp_path, lam=None, max_trials=6, population_size=3, num_crossovers=1,
@@ -118,6 +121,7 @@ def test_flops_ceiling_is_checked_before_any_build_or_training(dataset, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["scratch", "inherit"])
+@pytest.mark.heavy
 def test_best_models_reproduce_the_recorded_accuracy(dataset, tmp_path, mode):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
     evaluation = EvaluationConfig(mode=mode, epochs=1, widest_epochs=1, training=training.preset("cpu", steps_per_epoch=3))
@@ -152,6 +156,7 @@ def test_a_ceiling_almost_nothing_meets_stops_cleanly(dataset, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_space_hypermodel_in_a_plain_keras_tuner(dataset, tmp_path):
     """Users can search an lqsearch space with any Keras Tuner tuner."""
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
@@ -173,6 +178,7 @@ def test_invalid_settings_are_refused(dataset, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_latency_aware_fitness(dataset, tmp_path):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
     tuner = _tuner(space, dataset, tmp_path, cost_metric="latency", max_trials=2)

@@ -181,6 +181,7 @@ def test_second_publish_of_a_version_is_refused_with_exit_2(published, registry_
     assert snapshot(registry_copy) == before
 
 
+@pytest.mark.heavy
 def test_a_publish_failing_midway_leaves_the_registry_as_it_was(published, registry_copy, monkeypatch):
     before = snapshot(registry_copy)
 
@@ -206,6 +207,7 @@ def test_a_publish_failing_midway_leaves_the_registry_as_it_was(published, regis
     assert not (registry_copy / "tiny" / "2").exists() and not (registry_copy / "other").exists()
 
 
+@pytest.mark.heavy
 def test_a_publish_killed_midway_leaves_the_registry_intact_and_the_next_publish_works(
         published, registry_copy, tmp_path):
     before = snapshot(registry_copy)
