@@ -23,7 +23,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
 
 import tensorflow as tf
 
@@ -105,14 +105,14 @@ def make_dirs(path: PathLike) -> Path:
     return path
 
 
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Writes `data` to `path` (mode 0644) through a temporary file and a rename; returns the path."""
+def _atomic_write(path: PathLike, fill: Callable[[BinaryIO], None]) -> Path:
+    """Creates `path` (mode 0644) from what `fill` writes to a temporary file, fsynced, then renamed."""
     path = Path(path)
     make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE)
@@ -122,25 +122,19 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Writes `data` to `path` (mode 0644) through a temporary file and a rename; returns the path."""
+    return _atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_copy(source: PathLike, path: PathLike) -> Path:
     """Copies the file `source` to `path` (mode 0644) through a temporary file and a rename; returns the path."""
-    path = Path(path)
-    make_dirs(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle, open(source, "rb") as original:
+    def fill(handle: BinaryIO) -> None:
+        with open(source, "rb") as original:
             shutil.copyfileobj(original, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return _atomic_write(path, fill)
 
 
 def atomic_write_text(path: PathLike, text: str) -> Path:

@@ -190,6 +190,7 @@ def run_random_search(recipe: recipes.Recipe, space, dataset, out_dir: Path, bud
         lam=search.lam, cost_metric=search.cost_metric, max_flops=search.max_flops, verbose_training=verbose,
         strategy=training.get_strategy(recipe.strategy), save_candidates=False, prepare_dir=str(out_dir / "tuner"),
         directory=str(out_dir), project_name="random_search", overwrite=False,
+        search_callbacks=[_RunCallback(Progress(budget, budget, stream=progress.stream), write=lambda: None)],
     )
     progress.say(f"Random search: {budget} candidates, same evaluation and ceiling as the evolution")
     tuner.search(verbose=0)

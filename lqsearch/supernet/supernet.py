@@ -218,12 +218,7 @@ class Supernet:
         genome = self.space.genome(genome)
         static = self._build_static(genome)
         self._check_matches(static, genome)
-        for layer in static.layers:
-            if not layer.weights:
-                continue
-            source = self._layers.get(layer.name)
-            if source is None:
-                raise ValueError(f"Layer {layer.name!r} of the static model has no supernet counterpart.")
+        for layer, source in self._counterparts(static):
             layer.set_weights(source.sub_weights(layer))
         return static
 
@@ -238,13 +233,18 @@ class Supernet:
         Raises:
             ValueError: if a weighted layer of `static_model` has no supernet counterpart.
         """
+        for layer, target in self._counterparts(static_model):
+            target.load_sub_weights(layer)
+
+    def _counterparts(self, static_model: tf.keras.Model):
+        """(static layer, its elastic supernet layer) for every weighted layer of `static_model`."""
         for layer in static_model.layers:
             if not layer.weights:
                 continue
-            target = self._layers.get(layer.name)
-            if target is None:
+            counterpart = self._layers.get(layer.name)
+            if counterpart is None:
                 raise ValueError(f"Layer {layer.name!r} of the static model has no supernet counterpart.")
-            target.load_sub_weights(layer)
+            yield layer, counterpart
 
     def train_standalone(
         self, genome: Union[Sequence, Mapping[str, Any]], pipeline: tf.data.Dataset, *, epochs: int,
