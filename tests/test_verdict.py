@@ -35,7 +35,12 @@ def test_the_main_verdict_takes_the_strongest_alternative_at_no_more_flops():
             _row("Uniform-0.5x", "uniform", 0.5e6, [80.0, 80.1, 80.2]),
             _row("Uniform-2x", "uniform", 2.0e6, [95.0, 95.1, 95.2]),  # costlier: not the comparator
             _row("Full precision", "float", 0.5e6, [99.0, 99.0, 99.1])]  # not a binary alternative
-    assert verdict.main_verdict(rows).startswith("Searched beats Uniform-1x:")
+    main = verdict.main_verdict(rows)
+    assert main.startswith("Searched beats Uniform-1x:")
+    assert "Against costlier rows: Searched trails Uniform-2x: -10.00 ± " in main and "at 0.50x its FLOPs" in main
+    assert "Uniform-0.5x" not in main and "Full precision" not in main
+    only_costlier = [rows[0], rows[3]]
+    assert verdict.main_verdict(only_costlier).startswith("Against costlier rows: Searched trails Uniform-2x")
     assert [c["other"] for c in verdict.comparisons(rows)] == ["Uniform-1x", "Uniform-0.5x", "Uniform-2x", "Full precision"]
     assert verdict.main_verdict(rows[:1]) is None
 

@@ -9,8 +9,8 @@ where no test is possible).
 
 The main verdict compares the search's winner (the first searched row, chosen
 by search fitness, never by test accuracy) with the strongest row that costs
-no more FLOPs (the papers' claim: as accurate at no more cost); when
-every alternative is cheaper, with the most accurate of them.
+no more FLOPs (is it dominated?), then with the strongest costlier row (the
+papers' claim: as accurate, at a fraction of the FLOPs).
 """
 from __future__ import annotations
 
@@ -69,19 +69,27 @@ def comparisons(rows: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def main_verdict(rows: Sequence[Mapping[str, Any]]) -> Optional[str]:
-    """One sentence: the search's winner against the strongest alternative at no more FLOPs.
+    """The search's winner against the strongest alternative at no more FLOPs, then against the
+    strongest costlier one.
 
-    The full-precision twin is left out (it is not a binary alternative). None when there is
-    no searched row or no alternative.
+    The first sentence asks whether anything as cheap does better (is the winner dominated?);
+    the second, "Against costlier rows: ...", whether paying more buys accuracy (the papers'
+    claim is "level with or better, at a fraction of the FLOPs"). Either is left out when no
+    row falls on its side. The full-precision twin is left out (it is not a binary
+    alternative). None when there is no searched row or no alternative.
     """
     best = _best_searched(rows)
     others = [r for r in rows if r["kind"] not in ("searched", "float")]
     if best is None or not others:
         return None
     affordable = [r for r in others if r["flops"] <= best["flops"] * (1 + 1e-9)]
-    pool = affordable or others
-    strongest = max(pool, key=lambda r: float(np.mean(r["test_accuracy"])))
-    return compare(best, strongest)["sentence"]
+    costlier = [r for r in others if r not in affordable]
+    sentences = []
+    for prefix, pool in (("", affordable), ("Against costlier rows: ", costlier)):
+        if pool:
+            strongest = max(pool, key=lambda r: float(np.mean(r["test_accuracy"])))
+            sentences.append(prefix + compare(best, strongest)["sentence"])
+    return " ".join(sentences)
 
 
 def _best_searched(rows: Sequence[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
