@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import grpc
 import keras_tuner as kt
+from keras_tuner.src.distribute import utils as dist_utils  # Keras Tuner's own chief/worker test
 
 from lqsearch import cost, training
 from lqsearch.checks import check_choice, check_number
@@ -265,7 +266,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         try:
             return super().search(*fit_args, **fit_kwargs)
         except grpc.RpcError as error:
-            worker = os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief"
+            worker = dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
             if not (worker and error.code() == grpc.StatusCode.UNAVAILABLE):
                 raise
             address = f"{os.environ.get('KERASTUNER_ORACLE_IP')}:{os.environ.get('KERASTUNER_ORACLE_PORT')}"
