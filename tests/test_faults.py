@@ -54,7 +54,13 @@ def run_to_end(args, cwd: Path, log: Path) -> str:
 
 
 def trial_ids(text: str) -> set:
-    return {line.split(" trial ")[1].split()[0] for line in text.splitlines() if " trial " in line and "gen " in line}
+    """Ids of the evolution's trials in a log (the random search's lines say "gen -")."""
+    return {line.split(" trial ")[1].split()[0] for line in text.splitlines()
+            if " trial " in line and "gen " in line and "gen -" not in line}
+
+
+def random_search_lines(text: str) -> list:
+    return [line for line in text.splitlines() if line.startswith("gen -")]
 
 
 def valid_json_or_absent(path: Path) -> None:
@@ -80,8 +86,9 @@ def test_kill_during_supernet_training_resumes_from_the_checkpoint(tmp_path):
     valid_json_or_absent(run / "results.json")
 
     second = run_to_end(args, tmp_path, tmp_path / "second.log")
-    assert "supernet step 100/400" not in second and "supernet step 200/400" not in second  # not trained again
-    assert "supernet step 300/400" in second and "supernet step 400/400" in second
+    # Ten progress lines, every 40 steps; the checkpoint is written every 200 steps.
+    assert "supernet step 40/400" not in second and "supernet step 200/400" not in second  # not trained again
+    assert "supernet step 240/400" in second and "supernet step 400/400" in second
     assert len([t for t in completed_results(run)["trials"] if t["status"] == "COMPLETED"]) == 2
 
 
@@ -91,20 +98,23 @@ def test_kill_during_final_training_keeps_the_search_and_the_finished_epochs(tmp
     args = ["recipe", "run", "quickstart", "--smoke", "--verbose", "--out", str(run), "publish.name=null",
             "final.epochs=6"]
     process = start(args, tmp_path, tmp_path / "first.log")
-    # BackupAndRestore creates its folder when training begins and a checkpoint at the end of each epoch.
-    kill_when(process, lambda: any((run / ".final.backup").rglob("checkpoint")))
+    # The study's first training (row 1, seed 7) backs up to study/.<row>-seed7.backup: BackupAndRestore
+    # creates the folder when training begins and a checkpoint at the end of each epoch.
+    kill_when(process, lambda: any((run / "study").glob(".*.backup/**/checkpoint")))
     first = (tmp_path / "first.log").read_text()
     searched = trial_ids(first)
-    assert len(searched) == 3 and "Final retraining" in first
+    assert len(searched) == 3 and "Study: " in first and len(random_search_lines(first)) == 3
     results = json.loads((run / "results.json").read_text())  # written after the search, valid after the kill
     assert results["final"] is None and len(results["trials"]) == 3
 
     second = run_to_end(args, tmp_path, tmp_path / "second.log")
-    assert trial_ids(second) == set()  # no trial ran again
-    final_part = second.split("Final retraining", 1)[1]
-    assert "Epoch 1/6" not in final_part and "Epoch 6/6" in final_part  # resumed after the backed-up epoch
+    assert trial_ids(second) == set() and random_search_lines(second) == []  # no search trial ran again
+    first_row = [line for line in second.splitlines() if line.startswith("study 1/")]
+    assert first_row and not any(": epoch 1/6 " in line for line in first_row)  # resumed after the backed-up epoch
+    assert any(": epoch 6/6 " in line for line in first_row)
+    assert any(": epoch 1/6 " in line for line in second.splitlines() if line.startswith("study 2/"))  # not backed up
     assert {t["trial_id"] for t in completed_results(run)["trials"]} == searched
-    assert not (run / ".final.backup").exists()
+    assert not list((run / "study").glob(".*.backup"))
 
 
 @pytest.mark.heavy
@@ -116,7 +126,7 @@ def test_kill_during_publish_leaves_the_registry_intact_and_the_resume_publishes
     kill_when(process, lambda: staging.is_dir() and any(p.is_file() for p in staging.glob("*/*")))
     first = (tmp_path / "first.log").read_text()
     searched = trial_ids(first)
-    assert len(searched) == 3 and "Final test accuracy" in first
+    assert len(searched) == 3 and "Verdict: " in first  # the study ended before publishing began
     assert not (registry / "index.json").exists()  # nothing published: no index, no version folder
     assert [p.name for p in registry.iterdir() if not p.name.startswith(".")] == []
     assert not (run / "published.json").exists()

@@ -130,10 +130,15 @@ def _run_until_killed(args, cwd, kills_after_lines):
     count = []
 
     def enough(line):
-        count.extend([line] if " trial " in line else [])
+        count.extend([line] if _is_evolution_trial(line) else [])
         return len(count) >= kills_after_lines
 
-    return [line for line in _run_until(args, cwd, enough) if " trial " in line]
+    return [line for line in _run_until(args, cwd, enough) if _is_evolution_trial(line)]
+
+
+def _is_evolution_trial(line: str) -> bool:
+    """A progress line of one evolution trial ("gen 2 [...] trial 7 ..."; the random search's say "gen -")."""
+    return " trial " in line and line.startswith("gen ") and not line.startswith("gen -")
 
 
 def _trial_ids(lines):
@@ -151,7 +156,7 @@ def test_killed_run_resumes_without_repeating_finished_trials(tmp_path):
     final = _cli(*args, cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     finished_before = set(_trial_ids(first)) | set(_trial_ids(second))
-    rerun = set(_trial_ids([l for l in final.stdout.splitlines() if " trial " in l]))
+    rerun = set(_trial_ids([l for l in final.stdout.splitlines() if _is_evolution_trial(l)]))
     assert not finished_before & rerun
     assert len(finished_before & set(_trial_ids(second))) == 2 and not set(_trial_ids(first)) & set(_trial_ids(second))
     results = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -84,7 +84,9 @@ class EpochProgress(tf.keras.callbacks.Callback):
         mean = sum(self.epoch_seconds) / len(self.epoch_seconds)
         logs = logs or {}
         accuracy = f" acc {100 * logs['accuracy']:.2f}%" if "accuracy" in logs else ""
+        # Keras' progress bar (verbose=1) ends its line after this callback: start a line of our own.
+        line_break = "\n" if self.params.get("verbose") == 1 else ""
         self.progress.say(
-            f"{self.label}: epoch {epoch + 1}/{epochs} loss {logs.get('loss', float('nan')):.4f}{accuracy} "
+            f"{line_break}{self.label}: epoch {epoch + 1}/{epochs} loss {logs.get('loss', float('nan')):.4f}{accuracy} "
             f"({self.epoch_seconds[-1]:.0f} s) | stage ETA {clock(mean * left)}"
         )
