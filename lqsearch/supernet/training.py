@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from lqsearch import io
 from lqsearch.checks import check_bool, check_int
+from lqsearch.training import build_optimizer
 
 __all__ = ["train", "checkpoint_step", "standalone_optimizer", "CARD_NAME", "DEFAULT_LEARNING_RATE"]
 
@@ -140,6 +141,7 @@ def train(supernet, pipeline: tf.data.Dataset, *, steps: int, checkpoint_dir: Pa
     _check_card(supernet, checkpoint_dir)
     io.write_json(checkpoint_dir / CARD_NAME, _card(supernet))
     optimizer = optimizer or standalone_optimizer(DEFAULT_LEARNING_RATE, steps)
+    build_optimizer(optimizer, supernet.model.trainable_variables)  # before restoring and tracing: one trace, not two
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(model=supernet.model, optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
