@@ -20,13 +20,18 @@
    2-epoch scratch evaluator (`lqsearch.search.evaluation`), as the tuner calls them.
    Goal: at least 50x. Printed with the limit of item 3 measured there, which bounds what
    any one-shot evaluation can reach on this small split.
+5. First training step of a new model (MobileNet M3 (Phan et al.) at width 0.25, groups 4,
+   32x32x1, batch 128, bireal, `training.compile_model`): with the optimizer's slot
+   variables created inside the first traced step, as Keras does (before: `tf.function`
+   traces the step twice), against `training.build_optimizer` creating them first (after).
+   Rounds alternate the two; medians.
 
 Phan, Liu, Huynh, Savvides, Cheng, Shen, "Binarizing MobileNet via Evolution-based
 Searching", CVPR 2020, arXiv:2005.06305.
 
 Run (about 15-25 minutes on 2 busy CPU cores):
 
-    python bench/bench_speed.py [--only grouped,cost,oneshot,quickstart] [--candidates 5]
+    python bench/bench_speed.py [--only grouped,cost,oneshot,quickstart,firststep] [--candidates 5]
 """
 import argparse
 import os
@@ -42,7 +47,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import lqsearch.spaces  # noqa: E402
-from lqsearch import cost  # noqa: E402
+from lqsearch import cost, training  # noqa: E402
 from lqsearch.data import load_dataset  # noqa: E402
 from lqsearch.search.evaluation import EvaluationConfig, make_evaluator  # noqa: E402
 from lqsearch.spaces.layers import GROUPED_TYPES, native_grouped_gradients  # noqa: E402
@@ -50,7 +55,7 @@ from lqsearch.supernet import Supernet  # noqa: E402
 
 STEPS = 12
 RECALIBRATION_BATCHES = 10
-PARTS = ("grouped", "cost", "oneshot", "quickstart")
+PARTS = ("grouped", "cost", "oneshot", "quickstart", "firststep")
 
 
 def _median_ms(seconds):
@@ -233,12 +238,44 @@ def bench_quickstart(candidates):
          f"{median['scratch'] / median['limit']:.1f}")
 
 
+def first_step_seconds(space, *, prebuilt: bool) -> float:
+    """Seconds of the first `train_on_batch` of a freshly built and compiled model."""
+    tf.keras.backend.clear_session()
+    model = space.build(space.uniform(4), input_shape=(32, 32, 1), num_classes=10, quantizer="bireal")
+    config = training.preset("cpu", epochs=1)
+    if prebuilt:
+        training.compile_model(model, config, 10, 10)
+    else:  # compile_model without its build_optimizer call
+        model.compile(training.make_optimizer(config, 10), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((128, 32, 32, 1), dtype=np.float32), rng.integers(0, 10, 128)
+    began = time.perf_counter()
+    model.train_on_batch(images, labels)
+    return time.perf_counter() - began
+
+
+def bench_first_step(rounds):
+    space = lqsearch.spaces.get("mobilenet_m3", width_multiplier=0.25)
+    print(f"\n== 5. first training step: M3 width 0.25, groups 4, 32x32x1, batch 128, bireal; {rounds} rounds")
+    times = {False: [], True: []}
+    for index in range(rounds):
+        for prebuilt in ((False, True) if index % 2 == 0 else (True, False)):
+            times[prebuilt].append(first_step_seconds(space, prebuilt=prebuilt))
+        print(f"round {index}: slots created in the step {times[False][-1]:.1f} s, built first {times[True][-1]:.1f} s")
+    before, after = statistics.median(times[False]), statistics.median(times[True])
+    print("| figure | goal | before | after |\n|---|---|---|---|")
+    _row("first training step of a new model (median)", "cut where the cause is ours",
+         f"{before:.1f} s", f"{after:.1f} s ({after / before:.2f}x)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts among {', '.join(PARTS)}")
     parser.add_argument("--candidates", type=int, default=5)
     parser.add_argument("--cost-samples", type=int, default=4)
     parser.add_argument("--quickstart-candidates", type=int, default=3)
+    parser.add_argument("--first-step-rounds", type=int, default=4)
     args = parser.parse_args()
     parts = args.only.split(",")
     began = time.perf_counter()
@@ -250,6 +287,8 @@ def main():
         bench_oneshot(args.candidates)
     if "quickstart" in parts:
         bench_quickstart(args.quickstart_candidates)
+    if "firststep" in parts:
+        bench_first_step(args.first_step_rounds)
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
 
 
