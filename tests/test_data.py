@@ -1,4 +1,4 @@
-"""Tests for lqsearch.data: every source, the splits, augmentation, bad input.
+"""Tests for lqsearch.data: every source, the splits, augmentation (bad input: test_data_errors.py).
 
 All offline: tfds sources run under `tfds.testing.mock_data`, local files are
 written by the tests, and the real Debian Fashion-MNIST files are used only if
@@ -7,13 +7,13 @@ installed (CI installs `dataset-fashion-mnist`).
 import gzip
 import hashlib
 import importlib.util
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from data_helpers import check_batch, collect, fashion_dir, image_ids, small_arrays, write_npz
 
 from lqsearch import data
 from lqsearch.data import readers
@@ -23,75 +23,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 needs_debian_files = pytest.mark.skipif(
     not DEBIAN_DIR.is_dir(), reason="Debian package dataset-fashion-mnist is not installed")
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def write_idx(path, array, magic=None):
-    """Write a uint8 array as a gzip IDX file (magic defaults to the array's rank)."""
-    array = np.asarray(array, dtype=np.uint8)
-    magic = (0x0800 | array.ndim) if magic is None else magic
-    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.tobytes())
-    return path
-
-
-def tagged_images(count, shape=(28, 28), start=0):
-    """Images whose first two pixels encode their id (start..start+count-1) in base 256."""
-    images = np.random.default_rng(start).integers(0, 256, size=(count, *shape), dtype=np.uint8)
-    ids = np.arange(start, start + count)
-    images.reshape(count, -1)[:, 0] = ids // 256
-    images.reshape(count, -1)[:, 1] = ids % 256
-    return images
-
-
-def image_ids(images):
-    """Decode the ids written by `tagged_images` (uint8 or [0, 1] float images)."""
-    flat = np.round(np.asarray(images, dtype=np.float64).reshape(len(images), -1)
-                    * (255 if np.asarray(images).dtype != np.uint8 else 1))
-    return (flat[:, 0] * 256 + flat[:, 1]).astype(np.int64)
-
-
-def fashion_dir(tmp_path, num_train=60, num_test=20):
-    """Write a small Fashion-MNIST-like IDX folder; labels cycle over 10 classes."""
-    folder = tmp_path / "fashion"
-    folder.mkdir()
-    files = readers.FASHION_MNIST_FILES
-    write_idx(folder / files["x_train"], tagged_images(num_train))
-    write_idx(folder / files["y_train"], np.arange(num_train) % 10)
-    write_idx(folder / files["x_test"], tagged_images(num_test, start=1000))
-    write_idx(folder / files["y_test"], np.arange(num_test) % 10)
-    return folder
-
-
-def small_arrays(num_train=80, num_test=20, shape=(32, 32, 3), num_classes=4):
-    """Tagged uint8 images and cycling labels for `data.from_arrays`."""
-    return {"x_train": tagged_images(num_train, shape),
-            "y_train": np.arange(num_train) % num_classes,
-            "x_test": tagged_images(num_test, shape, start=5000),
-            "y_test": np.arange(num_test) % num_classes}
-
-
-def write_npz(path, **arrays):
-    np.savez(path, **arrays)
-    return path
-
-
-def collect(pipeline):
-    """Concatenate a whole pipeline into numpy (images, labels)."""
-    batches = [(x.numpy(), y.numpy()) for x, y in pipeline]
-    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
-
-
-def check_batch(dataset, split):
-    """Check the first batch of a pipeline: shape, dtypes, value range, labels."""
-    images, labels = dataset.take_batches(split, 1)[0]
-    assert images.shape[1:] == dataset.input_shape
-    assert images.dtype == np.float32 and labels.dtype == np.int32
-    assert 0.0 <= images.min() and images.max() <= 1.0
-    assert 0 <= labels.min() and labels.max() < dataset.num_classes
-    return images, labels
 
 
 # ----------------------------------------------------------------------------- sources
@@ -399,161 +330,3 @@ def test_family_override_adds_cifar_augmentation_to_grayscale():
     augmented = data.from_arrays(**arrays, batch_size=64, family="cifar")
     assert augmented.family == "cifar"
     assert not np.allclose(collect(plain.train)[0], collect(augmented.train)[0])
-
-
-# ----------------------------------------------------------------------------- bad input
-
-def break_missing_file(folder):
-    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
-    return "t10k-labels-idx1-ubyte.gz", "not found"
-
-
-def break_truncated_gzip(folder):
-    path = folder / "train-images-idx3-ubyte.gz"
-    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
-    return path.name, "truncated or corrupt"
-
-
-def break_not_gzip(folder):
-    (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"this is not gzip at all")
-    return "train-labels-idx1-ubyte.gz", "truncated or corrupt"
-
-
-def break_magic(folder):
-    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(60) % 10, magic=0x00000803)
-    return "train-labels-idx1-ubyte.gz", "magic number"
-
-
-def break_short_payload(folder):
-    path = folder / "t10k-images-idx3-ubyte.gz"
-    raw = gzip.decompress(path.read_bytes())
-    path.write_bytes(gzip.compress(raw[:-100]))
-    return path.name, "truncated"
-
-
-def break_counts(folder):
-    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(59) % 10)
-    return "train-labels-idx1-ubyte.gz", "59 labels"
-
-
-def break_label_range(folder):
-    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.full(20, 12))
-    return "t10k-labels-idx1-ubyte.gz", "out of range 0..9"
-
-
-@pytest.mark.parametrize("breaker", [break_missing_file, break_truncated_gzip, break_not_gzip,
-                                     break_magic, break_short_payload, break_counts,
-                                     break_label_range])
-def test_broken_idx_files_raise_one_clear_error(tmp_path, breaker):
-    folder = fashion_dir(tmp_path)
-    file_name, problem = breaker(folder)
-    with pytest.raises(data.DataError) as error:
-        data.load_dataset("fashion_mnist_local", data_dir=folder)
-    message = str(error.value)
-    assert file_name in message and problem in message
-    assert error.value.__cause__ is None
-
-
-def test_missing_idx_directory(tmp_path):
-    with pytest.raises(data.DataError, match="directory not found") as error:
-        data.load_dataset("fashion_mnist_local", data_dir=tmp_path / "nowhere")
-    assert "nowhere" in str(error.value)
-
-
-NPZ_BREAKS = {
-    "missing key": (lambda a: a.pop("y_test"), "missing key(s) 'y_test'"),
-    "negative label": (lambda a: a["y_train"].__setitem__(3, -1), "negative label -1"),
-    "label out of range": (lambda a: a["y_test"].__setitem__(0, 9), "out of range 0..3"),
-    "float labels": (lambda a: a.update(y_train=a["y_train"] + 0.5), "labels must be integers"),
-    "float images": (lambda a: a.update(x_train=a["x_train"] / 255.0), "expected uint8"),
-    "bad shape": (lambda a: a.update(x_test=a["x_test"].reshape(len(a["x_test"]), -1)),
-                  "has shape"),
-    "two channels": (lambda a: a.update(x_train=a["x_train"][..., :2]), "has shape"),
-    "count mismatch": (lambda a: a.update(y_train=a["y_train"][:-1]), "holds 39 labels"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(NPZ_BREAKS))
-def test_broken_npz_raises_one_clear_error(tmp_path, case):
-    arrays = small_arrays(num_train=40, num_test=12)
-    breaker, problem = NPZ_BREAKS[case]
-    breaker(arrays)
-    path = write_npz(tmp_path / "broken.npz", **arrays)
-    with pytest.raises(data.DataError) as error:
-        data.load_dataset(f"npz:{path}")
-    message = str(error.value)
-    assert str(path) in message and problem in message
-    if case == "missing key":
-        assert "x_train, y_train, x_test, y_test" in message and "not a readable" not in message
-
-
-def test_npz_file_missing_or_not_an_npz(tmp_path):
-    with pytest.raises(data.DataError, match="npz file not found") as error:
-        data.load_dataset(f"npz:{tmp_path / 'absent.npz'}")
-    assert "absent.npz" in str(error.value)
-    garbage = tmp_path / "garbage.npz"
-    garbage.write_bytes(b"PK\x03\x04 definitely not a zip")
-    with pytest.raises(data.DataError, match="not a readable .npz") as error:
-        data.load_dataset(f"npz:{garbage}")
-    assert str(garbage) in str(error.value)
-    single = tmp_path / "single.npz"
-    with open(single, "wb") as handle:
-        np.save(handle, np.zeros(3, np.uint8))
-    with pytest.raises(data.DataError, match="single array") as error:
-        data.load_dataset(f"npz:{single}")
-    assert str(single) in str(error.value)
-    arrays = small_arrays()
-    arrays["y_train"] = np.array([str(i) for i in range(80)], dtype=object)
-    pickled = write_npz(tmp_path / "pickled.npz", **arrays)
-    with pytest.raises(data.DataError, match="not a readable .npz") as error:
-        data.load_dataset(f"npz:{pickled}")
-    assert str(pickled) in str(error.value)
-
-
-@pytest.mark.parametrize("options, problem", [
-    ({"search_fraction": 1.5}, "search_fraction must be a finite number > 0 and < 1"),
-    ({"search_fraction": 0.2, "search_val_per_class": 3}, "not both"),
-    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-    ({"family": "faces"}, "family must be one of cifar, imagenet, mnist"),
-    ({"image_size": (1, 2, 3)}, "image_size"),
-    ({"train_limit": -5}, "train_limit"),
-    ({"seed": -1}, "seed must be an integer >= 0"),
-    ({"search_fraction": float("nan")}, "search_fraction must be a finite number"),
-    ({"search_fraction": "half"}, "search_fraction"),
-])
-def test_bad_options_raise_data_error(options, problem):
-    with pytest.raises(data.DataError, match=problem):
-        data.from_arrays(**small_arrays(), **options)
-
-
-def test_unknown_split_name():
-    dataset = data.from_arrays(**small_arrays(num_train=20, num_test=4))
-    with pytest.raises(data.DataError, match="split must be one of train, search_train, search_val, test"):
-        dataset.pipeline("validation")
-
-
-def test_an_inferred_class_count_needs_every_class_present():
-    arrays = small_arrays(num_train=40, num_test=8)
-    arrays["y_train"] = np.where(arrays["y_train"] == 2, 3, arrays["y_train"])  # class 2 never occurs
-    with pytest.raises(data.DataError, match=r"4 classes, but 1 of them never occur \(2\).*num_classes"):
-        data.from_arrays(**arrays)
-    assert data.from_arrays(**arrays, num_classes=4).num_classes == 4  # stated: a class may be missing
-
-
-def test_one_stray_label_does_not_make_a_million_classes(tmp_path):
-    arrays = small_arrays(num_train=40, num_test=8)
-    arrays["y_train"][7] = 10**6
-    with pytest.raises(data.DataError, match=r"go up to 1000000 \(index 7\)") as error:
-        data.load_dataset(f"npz:{write_npz(tmp_path / 'stray.npz', **arrays)}")
-    assert "stray.npz" in str(error.value)
-    arrays["y_train"][7] = 2**40
-    with pytest.raises(data.DataError, match="too large for a class index"):
-        data.from_arrays(**arrays)
-
-
-def test_an_npz_may_state_its_class_count(tmp_path):
-    arrays = small_arrays(num_train=40, num_test=8, num_classes=3)
-    dataset = data.load_dataset(f"npz:{write_npz(tmp_path / 'k.npz', **arrays, num_classes=np.array(5))}")
-    assert dataset.num_classes == 5
-    with pytest.raises(data.DataError, match="'num_classes' must be one integer >= 2"):
-        data.load_dataset(f"npz:{write_npz(tmp_path / 'bad.npz', **arrays, num_classes=np.array([5, 6]))}")

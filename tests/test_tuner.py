@@ -8,8 +8,9 @@ import lqsearch.spaces
 from lqsearch import training
 from lqsearch.data import load_dataset
 from lqsearch.search.evaluation import EvaluationConfig
-from lqsearch.search.tuner import BinaryArchitectureSearch, SpaceHyperModel, fitness
+from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback, SpaceHyperModel, fitness
 from lqsearch.spaces.vgg_small import VGGSmallSpace
+from lqsearch.testing.tiny_spaces import TinyGroupedSpace
 
 QUICK = EvaluationConfig(epochs=1, training=training.preset("cpu", steps_per_epoch=3))
 
@@ -207,3 +208,28 @@ def test_pareto_set_is_non_dominated(dataset, tmp_path):
     assert front
     for point in front:
         assert not any(o["accuracy"] >= point["accuracy"] and o["flops"] < point["flops"] for o in others)
+
+
+class _Lines(SearchCallback):
+    def __init__(self):
+        self.lines = []
+
+    def on_prepare_log(self, line):
+        self.lines.append(line)
+
+
+@pytest.mark.slow
+def test_supernet_progress_follows_the_search_verbosity(tmp_path, capsys):
+    small = load_dataset("embedded", batch_size=16, train_limit=200, test_limit=20, search_fraction=0.3, image_size=16)
+    evaluation = EvaluationConfig(mode="oneshot", supernet_steps=4, recalibration_batches=1)
+    quiet_lines, loud_lines = _Lines(), _Lines()
+    quiet = _tuner(TinyGroupedSpace(), small, tmp_path / "quiet", evaluation=evaluation, lam=None, max_trials=2,
+                   search_callbacks=[quiet_lines])
+    quiet.search(verbose=0)  # Keras Tuner's quiet search: no supernet lines printed, callbacks still told
+    assert "supernet step" not in capsys.readouterr().out
+    assert [line.split(":")[0] for line in quiet_lines.lines] == [f"supernet step {s}/4" for s in (1, 2, 3, 4)]
+    loud = _tuner(TinyGroupedSpace(), small, tmp_path / "loud", evaluation=evaluation, lam=None,
+                  search_callbacks=[loud_lines])
+    loud.prepare()  # verbose by default, as Keras Tuner's search
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("supernet step")]
+    assert printed == loud_lines.lines and len(printed) == 4

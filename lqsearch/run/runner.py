@@ -72,6 +72,10 @@ class _RunCallback(SearchCallback):
         if self.progress is not None:
             self.progress.say(f"Preparing the search: this process {what} (once per run directory)")
 
+    def on_prepare_log(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress.say(line)
+
     def on_prepare_end(self, preparation: Dict[str, Any]) -> None:
         if self.progress is not None:
             how = "trained" if preparation["trained"] else "loaded from the run directory"

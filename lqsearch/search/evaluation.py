@@ -33,7 +33,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
@@ -99,13 +99,14 @@ class _Evaluator:
     preparation: Optional[str] = None
 
     def __init__(self, space, dataset, config: EvaluationConfig, *, quantizer: str, run_dir: Path, verbose: int = 0,
-                 strategy=None, seed: int = 0):
+                 strategy=None, seed: int = 0, log: Optional[Callable[[str], None]] = None):
         self.space = space
         self.dataset = dataset
         self.config = config
         self.quantizer = quantizer
         self.run_dir = Path(run_dir)
         self.verbose = verbose
+        self.log = log  # receives the preparation's progress lines (the supernet's); None: quiet
         self.strategy = strategy or tf.distribute.get_strategy()
         self.seed = check_int("seed", seed)
         self._prepared: Optional[Dict[str, Any]] = None
@@ -226,8 +227,8 @@ class OneshotEvaluator(_Evaluator):
             sandwich=self.config.sandwich,
             distill=self.config.distill,
             seed=self.seed,
-            log_every=max(1, self.config.supernet_steps // 10),
-            verbose=1,  # ten progress lines (step, loss, s/step, ETA): the longest stage of a one-shot run
+            log_every=max(1, self.config.supernet_steps // 10),  # ten progress lines: the longest stage of the run
+            log=self.log,
         )
         return stats["trained_steps"] > 0
 

@@ -93,6 +93,9 @@ class SearchCallback:
     def on_prepare_begin(self, what: str) -> None:
         """The one-off preparation starts (`what`: e.g. "trains the supernet"), before the first trial."""
 
+    def on_prepare_log(self, line: str) -> None:
+        """A progress line of the preparation (the supernet's step, loss, seconds per step and ETA)."""
+
     def on_prepare_end(self, preparation: Dict[str, Any]) -> None:
         """The preparation ended: {"what", "seconds", "trained", ...} (see `BinaryArchitectureSearch.prepare`)."""
 
@@ -171,6 +174,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         self.strategy = strategy
         self.save_candidates = save_candidates
         self.search_callbacks = tuple(search_callbacks)
+        self._verbose = 1  # Keras Tuner's `search(verbose=1)`; kept from the last `search` call, as its oracle does
         self._prepare_dir = prepare_dir
         self.cost_of = cost.CostCache(
             space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer
@@ -228,9 +232,17 @@ class BinaryArchitectureSearch(kt.Tuner):
             self._evaluator = make_evaluator(
                 self.space, self.dataset, self.evaluation, quantizer=self.quantizer,
                 run_dir=Path(self._prepare_dir) if self._prepare_dir else self.run_dir,
-                verbose=self.verbose_training, strategy=self.strategy, seed=self.candidate_seed,
+                verbose=self.verbose_training, strategy=self.strategy, seed=self.candidate_seed, log=self._prepare_log,
             )
         return self._evaluator
+
+    def _prepare_log(self, line: str) -> None:
+        """A progress line of the preparation: printed when the search is verbose (Keras Tuner's
+        `search(verbose=...)`; 1 before any search, as there), and passed to the search callbacks."""
+        if self._verbose:
+            print(line, flush=True)
+        for callback in self.search_callbacks:
+            callback.on_prepare_log(line)
 
     def prepare(self) -> Dict[str, Any]:
         """Does the evaluator's one-off work (widest network, supernet) once, before the first trial.
@@ -260,9 +272,10 @@ class BinaryArchitectureSearch(kt.Tuner):
         return None if self._preparation is None else dict(self._preparation)
 
     def search(self, *fit_args, **fit_kwargs):
-        """Keras Tuner's `search`. A distributed worker that asks for a trial after the chief
+        """Keras Tuner's `search`; `verbose=0` also silences the preparation's progress lines. A distributed worker that asks for a trial after the chief
         ended the search (Keras Tuner's chief exits once its last trial ends) stops with a
         message instead of a gRPC traceback."""
+        self._verbose = fit_kwargs.get("verbose", self._verbose)
         try:
             return super().search(*fit_args, **fit_kwargs)
         except grpc.RpcError as error:

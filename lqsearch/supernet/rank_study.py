@@ -12,6 +12,7 @@ Kendall's tau-b and its p-value come from `scipy.stats.kendalltau`.
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -261,7 +262,8 @@ def rank_correlation_study(
     trainer = Supernet(space, quantizer=quantizer, **shape) if scratch_trainer == "elastic" else None
     training = supernet.train(dataset.search_train, steps=supernet_steps, checkpoint_dir=out_dir / "supernet",
                               optimizer=standalone_optimizer(learning_rate, supernet_steps),
-                              sandwich=sandwich, distill=distill, seed=seed, verbose=verbose)
+                              sandwich=sandwich, distill=distill, seed=seed,
+                              log=functools.partial(print, flush=True) if verbose else None)
     batches = dataset.take_batches("search_train", recalibration_batches)
     path = out_dir / RESULT_NAME
     scratch_settings = {

@@ -42,7 +42,7 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -403,7 +403,7 @@ class Supernet:
         seed: int = 0,
         log_every: int = 100,
         checkpoint_every: int = 200,
-        verbose: int = 0,
+        log: Optional[Callable[[str], None]] = None,
     ) -> dict:
         """Trains the shared weights with a random sub-genome every step (Phan et al., Algorithm 2).
 
@@ -423,9 +423,10 @@ class Supernet:
             distill: with `sandwich`, the largest learns from the labels and the
                 others from its softened predictions (in-place distillation).
             seed: seed of the sub-genome sampling.
-            log_every: loss averaging (and printing, if `verbose`) period.
+            log_every: loss averaging (and progress line) period.
             checkpoint_every: save a checkpoint every this many steps (and at the end).
-            verbose: 1 prints the loss every `log_every` steps.
+            log: called with a progress line (step, mean loss, seconds per step, ETA) every
+                `log_every` steps, e.g. `print`; None is quiet.
 
         Returns:
             {"steps", "start_step", "trained_steps", "seconds", "seconds_per_step",
@@ -437,7 +438,7 @@ class Supernet:
         return _training.train(
             self, dataset_pipeline, steps=steps, checkpoint_dir=Path(checkpoint_dir), optimizer=optimizer,
             sandwich=sandwich, distill=distill, seed=seed, log_every=log_every,
-            checkpoint_every=checkpoint_every, verbose=verbose,
+            checkpoint_every=checkpoint_every, log=log,
         )
 
 

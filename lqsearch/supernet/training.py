@@ -12,7 +12,7 @@ import datetime
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -134,7 +134,7 @@ def _restore(supernet, path: Optional[str], step: tf.Variable, optimizer) -> Non
 
 def train(supernet, pipeline: tf.data.Dataset, *, steps: int, checkpoint_dir: Path, optimizer=None,
           sandwich: bool = False, distill: bool = False, seed: int = 0, log_every: int = 100,
-          checkpoint_every: int = 200, verbose: int = 0) -> dict:
+          checkpoint_every: int = 200, log: Optional[Callable[[str], None]] = None) -> dict:
     """Trains `supernet`; see `Supernet.train` for the arguments and the returned stats."""
     _check_train_args(steps, log_every, checkpoint_every, sandwich, distill)
     io.make_dirs(checkpoint_dir)
@@ -163,11 +163,10 @@ def train(supernet, pipeline: tf.data.Dataset, *, steps: int, checkpoint_dir: Pa
         if (current + 1) % log_every == 0 or current + 1 == steps:
             history.append([current + 1, float(np.mean(window))])
             window = []
-            if verbose:
+            if log is not None:
                 per_step = (time.perf_counter() - began) / (current + 1 - start)
                 eta = datetime.timedelta(seconds=round(per_step * (steps - current - 1)))
-                print(f"supernet step {current + 1}/{steps}: loss {history[-1][1]:.4f}, {per_step:.3f} s/step, "
-                      f"ETA {eta}", flush=True)
+                log(f"supernet step {current + 1}/{steps}: loss {history[-1][1]:.4f}, {per_step:.3f} s/step, ETA {eta}")
         if (current + 1) % checkpoint_every == 0 or current + 1 == steps:
             manager.save(checkpoint_number=current + 1)
     seconds = time.perf_counter() - began
