@@ -32,6 +32,9 @@ Searching", CVPR 2020, arXiv:2005.06305.
 Run (about 15-25 minutes on 2 busy CPU cores):
 
     python bench/bench_speed.py [--only grouped,cost,oneshot,quickstart,firststep] [--candidates 5]
+
+`--smoke` runs every part in a few minutes on the embedded sample with the fewest steps and
+candidates, to check that the script still runs (tests/test_bench.py); its figures mean nothing.
 """
 import argparse
 import os
@@ -74,8 +77,8 @@ def _stock(model):
     return tf.keras.models.clone_model(model, clone_function=clone)
 
 
-def step_times(space, groups, *, stock):
-    """(first step s, median of the next STEPS steps s) of Keras training at `groups`."""
+def step_times(space, groups, *, stock, steps=STEPS):
+    """(first step s, median of the next `steps` steps s) of Keras training at `groups`."""
     tf.keras.backend.clear_session()
     model = space.build(space.uniform(groups), input_shape=(32, 32, 1), num_classes=10, quantizer="bireal")
     if stock:
@@ -84,25 +87,26 @@ def step_times(space, groups, *, stock):
     rng = np.random.default_rng(0)
     images, labels = rng.random((128, 32, 32, 1), dtype=np.float32), rng.integers(0, 10, 128)
     times = []
-    for _ in range(STEPS + 1):
+    for _ in range(steps + 1):
         began = time.perf_counter()
         model.train_on_batch(images, labels)
         times.append(time.perf_counter() - began)
     return times[0], statistics.median(times[1:])
 
 
-def bench_grouped():
+def bench_grouped(group_counts=(1, 4, 16), steps=STEPS):
     print(f"\n== 1. grouped convs: M1 width 0.25, 32x32x1, batch 128, bireal; native grouped-conv gradients: "
           f"{native_grouped_gradients()}")
     space = lqsearch.spaces.get("mobilenet_m1", width_multiplier=0.25)
-    times = {(groups, stock): step_times(space, groups, stock=stock) for stock in (False, True) for groups in (1, 4, 16)}
+    times = {(groups, stock): step_times(space, groups, stock=stock, steps=steps)
+             for stock in (False, True) for groups in group_counts}
     print("| groups | step before (Keras XLA) | step after (native) | first step before | first step after |")
     print("|---|---|---|---|---|")
-    for groups in (1, 4, 16):
+    for groups in group_counts:
         before, after = times[(groups, True)], times[(groups, False)]
         print(f"| {groups} | {1000 * before[1]:.0f} ms | {1000 * after[1]:.0f} ms | {before[0]:.1f} s | {after[0]:.1f} s |")
     print("| figure | goal | before | after |\n|---|---|---|---|")
-    for groups in (4, 16):
+    for groups in group_counts[1:]:
         _row(f"step at groups={groups} / groups=1", "<= 1.0", f"{times[(groups, True)][1] / times[(1, True)][1]:.2f}",
              f"{times[(groups, False)][1] / times[(1, False)][1]:.2f}")
     return times
@@ -152,14 +156,14 @@ def _static_limit(supernet, genome, recalibration, validation):
     return time.perf_counter() - began
 
 
-def oneshot_against_limit(space, dataset, candidates, *, quantizer=None, supernet_steps=20):
+def oneshot_against_limit(space, dataset, candidates, *, quantizer=None, supernet_steps=20, recalibration=RECALIBRATION_BATCHES):
     """{"oneshot", "limit", "first", "init"}: median seconds per candidate of `Supernet.evaluate` and its limit."""
     tf.keras.backend.clear_session()
     began = time.perf_counter()
     supernet = Supernet(space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=quantizer)
     init = time.perf_counter() - began
     supernet.train(dataset.search_train, steps=supernet_steps, checkpoint_dir=tempfile.mkdtemp(prefix="bench_speed_"))
-    recalibration = [(tf.constant(x), y) for x, y in dataset.take_batches("search_train", RECALIBRATION_BATCHES)]
+    recalibration = [(tf.constant(x), y) for x, y in dataset.take_batches("search_train", recalibration)]
     validation = [(tf.constant(x), y) for x, y in dataset.take_batches("search_val", 10**6)]
     rng = random.Random(1)
     genomes = [supernet.sample_genome(rng) for _ in range(candidates)]
@@ -177,18 +181,21 @@ def oneshot_against_limit(space, dataset, candidates, *, quantizer=None, superne
             "first": first, "init": init, "traces": supernet.tracing_counts()}
 
 
-def bench_oneshot(candidates):
-    dataset = load_dataset("fashion_mnist_local", batch_size=128, eval_batch_size=1000, search_val_per_class=300)
-    print(f"\n== 3. one-shot evaluation on the full Fashion-MNIST ({dataset.num_search_train} search-train, "
-          f"{dataset.num_search_val} search-val), K={RECALIBRATION_BATCHES} recalibration batches of 128, "
+def bench_oneshot(candidates, smoke=False):
+    dataset = (load_dataset("embedded", batch_size=16, train_limit=200, test_limit=20, search_val_per_class=2) if smoke else
+               load_dataset("fashion_mnist_local", batch_size=128, eval_batch_size=1000, search_val_per_class=300))
+    recalibration, supernet_steps = (1, 2) if smoke else (RECALIBRATION_BATCHES, 20)
+    print(f"\n== 3. one-shot evaluation on {dataset.name} ({dataset.num_search_train} search-train, "
+          f"{dataset.num_search_val} search-val), K={recalibration} recalibration batches of {dataset.batch_size}, "
           f"{candidates} random candidates")
     began = time.perf_counter()
-    dataset.take_batches("search_train", RECALIBRATION_BATCHES)
+    dataset.take_batches("search_train", recalibration)
     print(f"taking the recalibration batches from the shuffled pipeline: {time.perf_counter() - began:.2f} s "
           "(OneshotEvaluator draws them once per run, before the supernet trains)")
     print("| figure | goal | before | after |\n|---|---|---|---|")
     for name, options in (("vgg_small", {"width_multiplier": 0.125}), ("mobilenet_m1", {"width_multiplier": 0.25})):
-        figures = oneshot_against_limit(lqsearch.spaces.get(name, **options), dataset, candidates)
+        figures = oneshot_against_limit(lqsearch.spaces.get(name, **options), dataset, candidates,
+                                        supernet_steps=supernet_steps, recalibration=recalibration)
         _row(f"{name} {options}: one-shot {figures['oneshot']:.2f} s / limit {figures['limit']:.2f} s per candidate "
              f"(supernet built in {figures['init']:.1f} s, first evaluation {figures['first']:.1f} s)", "<= 2.0", "-",
              f"{figures['ratio']:.2f}")
@@ -196,14 +203,16 @@ def bench_oneshot(candidates):
             raise SystemExit(f"{name}: a function was traced more than once: {figures['traces']}")
 
 
-def bench_quickstart(candidates):
-    dataset = load_dataset("embedded", batch_size=64, search_fraction=0.2)
+def bench_quickstart(candidates, smoke=False):
+    limits = {"train_limit": 200, "test_limit": 20} if smoke else {}
+    dataset = load_dataset("embedded", batch_size=64, search_fraction=0.2, **limits)
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
     print(f"\n== 4. quickstart: vgg_small width 0.125, bireal, embedded sample ({dataset.num_search_train} "
           f"search-train, {dataset.num_search_val} search-val), batch 64; {candidates} random candidates")
     run_dir = tempfile.mkdtemp(prefix="bench_speed_quickstart_")
     arguments = {"quantizer": "bireal", "run_dir": run_dir}
-    oneshot = make_evaluator(space, dataset, EvaluationConfig(mode="oneshot", supernet_steps=20), **arguments)
+    oneshot = make_evaluator(space, dataset, EvaluationConfig(mode="oneshot", supernet_steps=2 if smoke else 20,
+                                                              recalibration_batches=1 if smoke else 10), **arguments)
     oneshot.prepare()
     scratch = make_evaluator(space, dataset, EvaluationConfig(mode="scratch", epochs=2), **arguments)
     rng = random.Random(2)
@@ -276,17 +285,23 @@ def main():
     parser.add_argument("--cost-samples", type=int, default=4)
     parser.add_argument("--quickstart-candidates", type=int, default=3)
     parser.add_argument("--first-step-rounds", type=int, default=4)
+    parser.add_argument("--smoke", action="store_true", help="every part in minutes, on tiny data: checks the script runs")
     args = parser.parse_args()
     parts = args.only.split(",")
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"--only: unknown part(s) {', '.join(unknown)}; the parts are {', '.join(PARTS)}")
+    if args.smoke:
+        args.candidates = args.cost_samples = args.quickstart_candidates = args.first_step_rounds = 1
     began = time.perf_counter()
     if "grouped" in parts:
-        bench_grouped()
+        bench_grouped(*(((1, 4), 1) if args.smoke else ()))
     if "cost" in parts:
         bench_cost(args.cost_samples)
     if "oneshot" in parts:
-        bench_oneshot(args.candidates)
+        bench_oneshot(args.candidates, smoke=args.smoke)
     if "quickstart" in parts:
-        bench_quickstart(args.quickstart_candidates)
+        bench_quickstart(args.quickstart_candidates, smoke=args.smoke)
     if "firststep" in parts:
         bench_first_step(args.first_step_rounds)
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
