@@ -29,6 +29,7 @@ INSTALL_REQUIRES = [
     "grpcio",
     "matplotlib",
     "PyYAML",
+    "pydantic>=2.11,<3",
     "scipy>=1.10,<2",
 ]
 

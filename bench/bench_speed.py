@@ -229,11 +229,11 @@ def bench_quickstart(candidates, sizes=FULL):
     print(f"\n== 4. quickstart: vgg_small width 0.125, bireal, embedded sample ({dataset.num_search_train} "
           f"search-train, {dataset.num_search_val} search-val), batch 64; {candidates} random candidates")
     run_dir = tempfile.mkdtemp(prefix="bench_speed_quickstart_")
-    arguments = {"quantizer": "bireal", "run_dir": run_dir}
+    bound = space.bind(input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer="bireal")
     config = EvaluationConfig(mode="oneshot", supernet_steps=sizes.supernet_steps, recalibration_batches=sizes.recalibration)
-    oneshot = make_evaluator(space, dataset, config, **arguments)
+    oneshot = make_evaluator(bound, dataset, config, run_dir=run_dir)
     oneshot.prepare()
-    scratch = make_evaluator(space, dataset, EvaluationConfig(mode="scratch", epochs=2), **arguments)
+    scratch = make_evaluator(bound, dataset, EvaluationConfig(mode="scratch", epochs=2), run_dir=run_dir)
     rng = random.Random(2)
     genomes = [{gene.name: rng.choice(gene.values) for gene in space.genes} for _ in range(candidates)]
     oneshot.evaluate(space.uniform(1))  # traces once per run

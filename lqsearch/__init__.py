@@ -7,7 +7,9 @@ Public API::
     model = space.build(space.genome([0.5, 2, 1, 1, 1, 0.5]), quantizer="dorefa")
     lqsearch.cost.profile(model)                        # Cost(binary_macs, fp_macs, flops, memory_bits, params)
     oracle = lqsearch.EvolutionaryOracle(objective=..., max_trials=..., population_size=...)
-    tuner = lqsearch.BinaryArchitectureSearch(space, dataset, max_trials=..., directory=...)
+    settings = lqsearch.SearchSettings(population_size=32, num_parents=16, num_crossovers=16, num_mutations=16)
+    evaluation = lqsearch.search.EvaluationConfig(mode="inherit", epochs=10)
+    tuner = lqsearch.BinaryArchitectureSearch(space, dataset, settings=settings, evaluation=evaluation)
     supernet = lqsearch.Supernet(space, input_shape=(32, 32, 3), num_classes=10)
     lqsearch.zoo.load("quickstart-vgg-small", registry="registry")
 
@@ -38,6 +40,7 @@ _LAZY = {
     "zoo": "lqsearch.zoo",
     "load_dataset": "lqsearch.data",
     "EvolutionaryOracle": "lqsearch.search.oracle",
+    "SearchSettings": "lqsearch.search.settings",
     "BinaryArchitectureSearch": "lqsearch.search.tuner",
     "SpaceHyperModel": "lqsearch.search.tuner",
     "Supernet": "lqsearch.supernet.supernet",

@@ -20,15 +20,16 @@ References:
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Literal, Mapping, Optional, Sequence, Tuple
 
 import larq as lq
 import tensorflow as tf
+from pydantic import Field, StrictInt, field_validator, model_validator
 
-from lqsearch.checks import check_choice, check_int, check_number, did_you_mean
+from lqsearch.checks import check_int, did_you_mean
+from lqsearch.config import Config
 
 __all__ = [
     "TrainingConfig",
@@ -45,21 +46,34 @@ __all__ = [
     "seed_everything",
 ]
 
-OPTIMIZERS = ("adam", "sgd", "bop")
+OPTIMIZERS = ("adam", "sgd", "bop")  # TrainingConfig.optimizer
 #: Above this many classes, models also report top-5 accuracy.
 TOP5_ABOVE_CLASSES = 10
-SCHEDULES = ("constant", "step", "linear", "cosine")
+SCHEDULES = ("constant", "step", "linear", "cosine")  # TrainingConfig.schedule
 
 
 class CandidateFailed(RuntimeError):
     """A candidate could not be trained (e.g. its loss became NaN); the message says why."""
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
+#: Each preset's values (what differs from TrainingConfig's defaults is what the preset is).
+_PRESET_VALUES: Dict[str, Dict[str, Any]] = {
+    "shen_cifar": dict(epochs=200, optimizer="sgd", learning_rate=0.1, schedule="step", milestones=(60, 120, 180),
+                       batch_size=128),
+    "shen_imagenet": dict(epochs=150, optimizer="sgd", learning_rate=0.1, schedule="step", milestones=(50, 100, 135),
+                          batch_size=256),
+    "phan_imagenet": dict(epochs=256, optimizer="adam", learning_rate=1e-3, schedule="linear", batch_size=512),
+    "cpu": dict(epochs=2, optimizer="adam", learning_rate=2e-3, schedule="linear", batch_size=128),
+}
+
+
+class TrainingConfig(Config):
     """How to train one model.
 
     Attributes:
+        preset: the schedule preset these settings start from (see the module docstring): its
+            values are taken and the other keys given override them (as in a recipe's
+            `training:` section); a key given as None (null) keeps the preset's value.
         epochs: passes over the training pipeline.
         optimizer: `adam`, `sgd` (momentum) or `bop` (larq's Bop for binary weights,
             Adam for the others).
@@ -72,50 +86,47 @@ class TrainingConfig:
         batch_size: examples per step (the data pipeline is built with it).
         steps_per_epoch: optional cap on steps per epoch (None: the whole pipeline).
         bop_threshold, bop_gamma: Bop's hyperparameters.
+
+    Raises:
+        ConfigError: on an unknown preset or setting, or a value out of range.
     """
 
-    epochs: int = 2
-    optimizer: str = "adam"
-    learning_rate: float = 2e-3
-    schedule: str = "linear"
-    milestones: Sequence[int] = ()
-    decay_factor: float = 0.1
-    momentum: float = 0.9
-    batch_size: int = 128
-    steps_per_epoch: Optional[int] = None
-    bop_threshold: float = 1e-8
-    bop_gamma: float = 1e-4
+    preset: str = "cpu"
+    epochs: int = Field(2, ge=0)
+    optimizer: Literal["adam", "sgd", "bop"] = "adam"
+    learning_rate: float = Field(2e-3, gt=0)
+    schedule: Literal["constant", "step", "linear", "cosine"] = "linear"
+    milestones: Tuple[StrictInt, ...] = Field((), strict=False)
+    decay_factor: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, le=1)
+    batch_size: int = Field(128, ge=1)
+    steps_per_epoch: Optional[int] = Field(None, ge=1)
+    bop_threshold: float = Field(1e-8, gt=0)
+    bop_gamma: float = Field(1e-4, gt=0)
 
-    def __post_init__(self):
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("schedule", self.schedule, SCHEDULES)
-        check_int("epochs", self.epochs, minimum=0)
-        check_number("learning_rate", self.learning_rate, minimum=0, low_open=True)
-        check_number("decay_factor", self.decay_factor, minimum=0, low_open=True)
-        check_number("momentum", self.momentum, minimum=0, maximum=1)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("steps_per_epoch", self.steps_per_epoch, minimum=1, allow_none=True)
-        milestones = tuple(check_int("milestones", m, minimum=1) for m in self.milestones)
-        object.__setattr__(self, "milestones", milestones)
+    @model_validator(mode="before")
+    @classmethod
+    def _start_from_preset(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        name = data.get("preset", "cpu")
+        if name not in _PRESET_VALUES:
+            names = sorted(_PRESET_VALUES)
+            raise ValueError(f"Unknown training preset {name!r}; valid presets are {', '.join(names)}."
+                             f"{did_you_mean(name, names)}")
+        given = {key: value for key, value in data.items() if value is not None}
+        return {**_PRESET_VALUES[name], **given}
 
-    def replace(self, **changes: Any) -> TrainingConfig:
-        """A copy with `changes` applied (validated)."""
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise ValueError(f"Unknown training setting(s) {unknown}; valid settings are {sorted(f.name for f in dataclasses.fields(self))}.")
-        return dataclasses.replace(self, **changes)
+    @field_validator("milestones")
+    @classmethod
+    def _positive_milestones(cls, milestones: Tuple[int, ...]) -> Tuple[int, ...]:
+        if any(m < 1 for m in milestones):
+            raise ValueError(f"milestones must be epochs >= 1, got {list(milestones)}. Fix: e.g. milestones=[60, 120].")
+        return milestones
 
 
-PRESETS: Dict[str, TrainingConfig] = {
-    "shen_cifar": TrainingConfig(
-        epochs=200, optimizer="sgd", learning_rate=0.1, schedule="step", milestones=(60, 120, 180), batch_size=128
-    ),
-    "shen_imagenet": TrainingConfig(
-        epochs=150, optimizer="sgd", learning_rate=0.1, schedule="step", milestones=(50, 100, 135), batch_size=256
-    ),
-    "phan_imagenet": TrainingConfig(epochs=256, optimizer="adam", learning_rate=1e-3, schedule="linear", batch_size=512),
-    "cpu": TrainingConfig(epochs=2, optimizer="adam", learning_rate=2e-3, schedule="linear", batch_size=128),
-}
+#: The presets, each a TrainingConfig built from `_PRESET_VALUES`.
+PRESETS: Dict[str, TrainingConfig] = {name: TrainingConfig(preset=name) for name in _PRESET_VALUES}
 
 
 def preset(name: str, **overrides: Any) -> TrainingConfig:
@@ -124,11 +135,7 @@ def preset(name: str, **overrides: Any) -> TrainingConfig:
     Raises:
         ValueError: on an unknown preset (listing the valid ones) or setting.
     """
-    if name not in PRESETS:
-        raise ValueError(
-            f"Unknown training preset {name!r}; valid presets are {', '.join(sorted(PRESETS))}.{did_you_mean(name, PRESETS)}"
-        )
-    return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
+    return TrainingConfig(preset=name, **overrides)
 
 
 def learning_rate_schedule(config: TrainingConfig, steps_per_epoch: int):

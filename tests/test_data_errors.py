@@ -116,14 +116,14 @@ def test_npz_file_missing_or_not_an_npz(tmp_path):
 
 
 @pytest.mark.parametrize("options, problem", [
-    ({"search_fraction": 1.5}, "search_fraction must be a finite number > 0 and < 1"),
+    ({"search_fraction": 1.5}, r"'search_fraction' is out of range: 1.5; allowed values are in \(0, 1\)"),
     ({"search_fraction": 0.2, "search_val_per_class": 3}, "not both"),
-    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-    ({"family": "faces"}, "family must be one of cifar, imagenet, mnist"),
+    ({"batch_size": 0}, "'batch_size' is out of range: 0; allowed values are >= 1"),
+    ({"family": "faces"}, "'family' must be one of cifar, imagenet, mnist, got 'faces'"),
     ({"image_size": (1, 2, 3)}, "image_size"),
     ({"train_limit": -5}, "train_limit"),
-    ({"seed": -1}, "seed must be an integer >= 0"),
-    ({"search_fraction": float("nan")}, "search_fraction must be a finite number"),
+    ({"seed": -1}, "'seed' is out of range: -1; allowed values are >= 0"),
+    ({"search_fraction": float("nan")}, "'search_fraction' must be a finite number, got nan"),
     ({"search_fraction": "half"}, "search_fraction"),
 ])
 def test_bad_options_raise_data_error(options, problem):

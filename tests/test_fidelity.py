@@ -21,10 +21,15 @@ from lqsearch.run import recipes
 from lqsearch.run.runner import run_recipe
 from lqsearch.search.evaluation import EvaluationConfig, candidate_seed, make_evaluator
 from lqsearch.search.inheritance import inherit_first_channels
+from lqsearch.search.settings import SearchSettings
 from lqsearch.search.tuner import BinaryArchitectureSearch
 from lqsearch.supernet import Supernet, accuracy
 from lqsearch.testing.network import free_port
 from lqsearch.testing.tiny_spaces import TinyGroupedSpace
+
+
+def _bind(space, dataset, quantizer):
+    return space.bind(input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=quantizer)
 
 
 def _arrays(per_class=30, classes=10, seed=0):
@@ -123,8 +128,9 @@ def small_data():
 def test_oneshot_best_models_are_recalibrated_and_reproduce_the_trial_accuracy(small_data, tmp_path):
     space = TinyGroupedSpace()
     evaluation = EvaluationConfig(mode="oneshot", supernet_steps=30, recalibration_batches=3)
-    tuner = BinaryArchitectureSearch(space, small_data, evaluation=evaluation, lam=None, max_trials=3,
-                                     population_size=2, num_parents=2, num_crossovers=1, num_mutations=1, seed=5,
+    settings = SearchSettings(lam=None, max_trials=3, population_size=2, num_parents=2, num_crossovers=1,
+                              num_mutations=1, seed=5)
+    tuner = BinaryArchitectureSearch(space, small_data, settings=settings, evaluation=evaluation,
                                      directory=str(tmp_path), project_name="oneshot", overwrite=True)
     tuner.search(verbose=0)
     records = {r["trial_id"]: r for r in tuner.trial_records() if r["status"] == "COMPLETED"}
@@ -147,7 +153,7 @@ def test_oneshot_best_models_are_recalibrated_and_reproduce_the_trial_accuracy(s
 def test_recalibration_batches_are_drawn_once_per_run(small_data, tmp_path, monkeypatch):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
     config = EvaluationConfig(mode="oneshot", supernet_steps=5, recalibration_batches=2)
-    evaluator = make_evaluator(space, small_data, config, quantizer="bireal", run_dir=tmp_path, seed=1)
+    evaluator = make_evaluator(_bind(space, small_data, "bireal"), small_data, config, run_dir=tmp_path, seed=1)
     evaluator.prepare()
     drawn = []
     monkeypatch.setattr(type(small_data), "take_batches", lambda self, *a: drawn.append(a) or [])
@@ -173,7 +179,7 @@ def test_candidate_seeds_depend_on_the_run_seed_and_the_genome_only():
 def test_scratch_candidates_are_reproducible_whatever_ran_before(small_data, tmp_path):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
     config = EvaluationConfig(epochs=1, training=training.preset("cpu", steps_per_epoch=2))
-    evaluator = make_evaluator(space, small_data, config, quantizer="dorefa", run_dir=tmp_path, seed=9)
+    evaluator = make_evaluator(_bind(space, small_data, "dorefa"), small_data, config, run_dir=tmp_path, seed=9)
     genome = space.uniform(1)
     first = evaluator.evaluate(genome)[0]
     tf.random.normal([3])  # consume global randomness in between
@@ -186,8 +192,8 @@ def test_inherit_candidates_start_from_the_first_channels_of_the_trained_widest_
     monkeypatch.setattr(training, "fit", lambda *args, **kwargs: None)  # the weights stay as they start
     monkeypatch.setattr(training, "evaluate", lambda *args, **kwargs: {"accuracy": 50.0})
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
-    evaluator = make_evaluator(space, small_data, EvaluationConfig(mode="inherit", epochs=1, widest_epochs=1),
-                               quantizer="bireal", run_dir=tmp_path, seed=4)
+    config = EvaluationConfig(mode="inherit", epochs=1, widest_epochs=1)
+    evaluator = make_evaluator(_bind(space, small_data, "bireal"), small_data, config, run_dir=tmp_path, seed=4)
     evaluator.prepare()
     widest = {layer.name: layer for layer in evaluator.widest.layers}
     _, model = evaluator.evaluate(space.genome([0.25, 1, 0.5, 2, 1, 3]))
@@ -215,7 +221,7 @@ def test_the_training_batch_size_is_the_one_candidates_train_with(small_data, tm
     monkeypatch.setattr(training, "evaluate", lambda *a, **k: {"accuracy": 50.0})
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
     config = EvaluationConfig(epochs=1, training=training.preset("cpu", batch_size=20))
-    evaluator = make_evaluator(space, small_data, config, quantizer="dorefa", run_dir=tmp_path)
+    evaluator = make_evaluator(_bind(space, small_data, "dorefa"), small_data, config, run_dir=tmp_path)
     evaluator.evaluate(space.uniform(1))
     assert seen == [(20, 20, -(-small_data.num_search_train // 20))]
 
@@ -239,10 +245,11 @@ def test_the_same_recipe_and_seed_give_the_same_run(tmp_path):
 @pytest.mark.heavy
 def test_another_seed_draws_other_genomes(small_data, tmp_path):
     def first_population(seed):
+        settings = SearchSettings(max_trials=4, population_size=4, num_parents=2, num_crossovers=2, num_mutations=2,
+                                  seed=seed)
         tuner = BinaryArchitectureSearch(
-            lqsearch.spaces.get("vgg_small", width_multiplier=0.0625), small_data, max_trials=4, population_size=4,
-            num_parents=2, num_crossovers=2, num_mutations=2, seed=seed, directory=str(tmp_path), project_name=str(seed),
-            overwrite=True)
+            lqsearch.spaces.get("vgg_small", width_multiplier=0.0625), small_data, settings=settings,
+            directory=str(tmp_path), project_name=str(seed), overwrite=True)
         return [tuner.oracle.create_trial(f"t{i}").hyperparameters.values for i in range(4)]
 
     assert first_population(3) == first_population(3)

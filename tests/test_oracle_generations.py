@@ -79,7 +79,7 @@ def test_generational_requires_population_equal_crossovers_plus_mutations():
         EvolutionaryOracle(population_size=20, num_crossovers=10, num_mutations=5)
     assert EvolutionSettings(population_size=20, num_crossovers=10, num_mutations=5, schedule="steady_state")
     assert EvolutionSettings().schedule == "generational"
-    assert EvolutionaryOracle().settings.schedule == EvolutionSettings.schedule
+    assert EvolutionaryOracle().settings.schedule == EvolutionSettings().schedule
 
 
 # ---------------------------------------------------- generational structure

@@ -72,7 +72,7 @@ def test_every_recipe_smoke_runs(name, tmp_path):
 def test_overrides_parse_yaml_scalars_and_nested_keys():
     recipe = recipes.load_recipe("quickstart", ["search.population_size=8", "search.num_crossovers=4", "search.num_mutations=4", "search.lambda=null", "evaluation.training.learning_rate=0.01", "space_options.width_multiplier=0.5"])
     assert recipe.search.population_size == 8 and recipe.search.lam is None
-    assert recipe.evaluation.training.config().learning_rate == 0.01
+    assert recipe.evaluation.training.learning_rate == 0.01
     assert recipe.space_options == {"width_multiplier": 0.5}
 
 

@@ -40,11 +40,11 @@ def test_linear_schedule_reaches_zero():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"optimizer": "rmsprop"}, "optimizer must be one of adam, sgd, bop"),
-        ({"epochs": -1}, "epochs must be an integer >= 0"),
-        ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
-        ({"learning_rate": float("inf")}, "learning_rate must be a finite number > 0"),
-        ({"warmup": 3}, "Unknown training setting"),
+        ({"optimizer": "rmsprop"}, "'optimizer' must be one of adam, sgd, bop, got 'rmsprop'"),
+        ({"epochs": -1}, "'epochs' is out of range: -1; allowed values are >= 0"),
+        ({"learning_rate": 0}, "'learning_rate' is out of range: 0; allowed values are > 0"),
+        ({"learning_rate": float("inf")}, "'learning_rate' must be a finite number, got inf"),
+        ({"warmup": 3}, "Unknown TrainingConfig setting 'warmup'"),
     ],
 )
 def test_bad_training_settings(kwargs, message):

@@ -8,6 +8,7 @@ import lqsearch.spaces
 from lqsearch import training
 from lqsearch.data import load_dataset
 from lqsearch.search.evaluation import EvaluationConfig
+from lqsearch.search.settings import SearchSettings
 from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback, SpaceHyperModel, fitness
 from lqsearch.spaces.vgg_small import VGGSmallSpace
 from lqsearch.testing.tiny_spaces import TinyGroupedSpace
@@ -20,12 +21,12 @@ def dataset():
     return load_dataset("embedded", batch_size=32, train_limit=400, test_limit=100, search_fraction=0.25)
 
 
-def _tuner(space, dataset, tmp_path, **kwargs):
-    settings = dict(evaluation=QUICK, max_trials=4, population_size=2, num_parents=2, num_crossovers=1,
-                    num_mutations=1, seed=11,
-                    directory=str(tmp_path), project_name="search", overwrite=True)
-    settings.update(kwargs)
-    return BinaryArchitectureSearch(space, dataset, **settings)
+def _tuner(space, dataset, tmp_path, evaluation=QUICK, search_callbacks=(), **settings):
+    settings = {**dict(max_trials=4, population_size=2, num_parents=2, num_crossovers=1, num_mutations=1, seed=11),
+                **settings}
+    return BinaryArchitectureSearch(space, dataset, settings=SearchSettings(**settings), evaluation=evaluation,
+                                    search_callbacks=search_callbacks, directory=str(tmp_path), project_name="search",
+                                    overwrite=True)
 
 
 def test_fitness_is_shen_equation_4():
@@ -164,7 +165,7 @@ def test_a_ceiling_almost_nothing_meets_stops_cleanly(dataset, tmp_path):
 def test_space_hypermodel_in_a_plain_keras_tuner(dataset, tmp_path):
     """Users can search an lqsearch space with any Keras Tuner tuner."""
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
-    hypermodel = SpaceHyperModel(space, input_shape=dataset.input_shape, num_classes=10)
+    hypermodel = SpaceHyperModel(space.bind(input_shape=dataset.input_shape, num_classes=10))
     tuner = kt.RandomSearch(hypermodel, objective="val_accuracy", max_trials=2, directory=str(tmp_path), seed=3)
     tuner.search(dataset.search_train.take(2), validation_data=dataset.search_val.take(1), epochs=1, verbose=0)
     best = tuner.get_best_hyperparameters(1)[0]
@@ -173,12 +174,14 @@ def test_space_hypermodel_in_a_plain_keras_tuner(dataset, tmp_path):
 
 def test_invalid_settings_are_refused(dataset, tmp_path):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
-    with pytest.raises(ValueError, match="lambda must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="'lam' is out of range: -1; allowed values are >= 0"):
         _tuner(space, dataset, tmp_path, lam=-1)
-    with pytest.raises(ValueError, match="max_flops must be a finite number > 0"):
+    with pytest.raises(ValueError, match="'max_flops' is out of range: 0; allowed values are > 0"):
         _tuner(space, dataset, tmp_path, max_flops=0)
-    with pytest.raises(ValueError, match="evaluation.mode must be one of scratch, inherit, oneshot"):
+    with pytest.raises(ValueError, match="'mode' must be one of scratch, inherit, oneshot, got 'fast'"):
         EvaluationConfig(mode="fast")
+    with pytest.raises(ValueError, match=r"pass them as settings=SearchSettings\(lam=..., max_trials=...\)"):
+        BinaryArchitectureSearch(space, dataset, lam=2, max_trials=3, directory=str(tmp_path))
 
 
 @pytest.mark.slow
@@ -194,7 +197,7 @@ def test_latency_aware_fitness(dataset, tmp_path):
         assert record["latency_s"] > 0
         assert record["fitness"] == pytest.approx(fitness(record["accuracy"], record["latency_s"], reference, 4.0))
     assert (tmp_path / "search" / "latency.json").exists()
-    with pytest.raises(ValueError, match="cost_metric must be one of flops, latency"):
+    with pytest.raises(ValueError, match="'cost_metric' must be one of flops, latency"):
         _tuner(space, dataset, tmp_path, cost_metric="energy")
 
 

@@ -18,9 +18,10 @@ memory; when `image_size` resizes them, the resized uint8 images are cached
 before augmentation. ImageNet streams from disk and is not cached.
 Sources: see `list_sources()`.
 """
+from lqsearch.data.config import DataConfig
 from lqsearch.data.dataset import SPLITS, Dataset
 from lqsearch.data.errors import DataError
 from lqsearch.data.loading import from_arrays, load_dataset
 from lqsearch.data.sources import list_sources, parse_source
 
-__all__ = ["load_dataset", "from_arrays", "Dataset", "DataError", "list_sources", "parse_source", "SPLITS"]
+__all__ = ["load_dataset", "from_arrays", "DataConfig", "Dataset", "DataError", "list_sources", "parse_source", "SPLITS"]

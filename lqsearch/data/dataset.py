@@ -2,14 +2,14 @@
 import dataclasses
 import math
 
-import numpy as np
 import tensorflow as tf
 
-from lqsearch.checks import check_bool, check_choice, check_int, check_number
+from lqsearch.checks import check_choice, check_int
+from lqsearch.config import ConfigError
+from lqsearch.data.config import DataConfig
 from lqsearch.data.errors import DataError
-from lqsearch.data.pipelines import FAMILIES
 
-__all__ = ["Dataset", "Options", "make_options", "SPLITS", "DEFAULT_SEARCH_FRACTION", "DEFAULT_IMAGENET_PER_CLASS"]
+__all__ = ["Dataset", "Options", "make_options", "data_config", "SPLITS", "DEFAULT_SEARCH_FRACTION", "DEFAULT_IMAGENET_PER_CLASS"]
 
 SPLITS = ("train", "search_train", "search_val", "test")
 DEFAULT_SEARCH_FRACTION = 0.1
@@ -89,7 +89,7 @@ def _check_split(split):
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """Validated loading options shared by every source."""
+    """Loading options shared by every source, resolved from a validated `DataConfig` (`make_options`)."""
 
     batch_size: int
     eval_batch_size: int
@@ -104,37 +104,23 @@ class Options:
     family: str | None
 
 
-def make_options(*, batch_size=128, eval_batch_size=None, image_size=None, seed=0,
-                 search_fraction=None, search_val_per_class=None, search_train_per_class=None,
-                 train_limit=None, test_limit=None, augment=True, family=None):
-    """Validate the options of `load_dataset` / `from_arrays` into an `_Options`.
-
-    Raises:
-        DataError: an option has a bad value, or both split options are given.
-    """
-    if search_fraction is not None and search_val_per_class is not None:
-        raise DataError("give search_fraction or search_val_per_class, not both: each sizes search_val.")
-    search_fraction = check_number("search_fraction", search_fraction, minimum=0, maximum=1, low_open=True,
-                                   high_open=True, allow_none=True, error=DataError)
-    seed = check_int("seed", seed, minimum=0, error=DataError)
-    if family is not None:
-        check_choice("family", family, FAMILIES, error=DataError)
-    if image_size is not None:
-        sizes = (image_size, image_size) if np.ndim(image_size) == 0 else tuple(image_size)
-        if len(sizes) != 2:
-            raise DataError(f"image_size must be an int or (height, width), got {image_size!r}.")
-        image_size = tuple(check_int("image_size", size, minimum=1, error=DataError) for size in sizes)
-    batch_size = check_int("batch_size", batch_size, minimum=1, error=DataError)
-    eval_batch_size = check_int("eval_batch_size", eval_batch_size, minimum=1, allow_none=True, error=DataError)
+def make_options(config: DataConfig) -> Options:
+    """The resolved `Options` of a validated `DataConfig` (eval batch size and (H, W) filled in)."""
     return Options(
-        batch_size=batch_size, eval_batch_size=eval_batch_size or batch_size, image_size=image_size, seed=seed,
-        search_fraction=search_fraction,
-        search_val_per_class=check_int("search_val_per_class", search_val_per_class, minimum=1, allow_none=True,
-                                       error=DataError),
-        search_train_per_class=check_int("search_train_per_class", search_train_per_class, minimum=1, allow_none=True,
-                                         error=DataError),
-        train_limit=check_int("train_limit", train_limit, minimum=1, allow_none=True, error=DataError),
-        test_limit=check_int("test_limit", test_limit, minimum=1, allow_none=True, error=DataError),
-        augment=check_bool("augment", augment, error=DataError), family=family)
+        batch_size=config.batch_size, eval_batch_size=config.eval_batch_size or config.batch_size,
+        image_size=config.image_hw, seed=config.seed, search_fraction=config.search_fraction,
+        search_val_per_class=config.search_val_per_class, search_train_per_class=config.search_train_per_class,
+        train_limit=config.train_limit, test_limit=config.test_limit, augment=config.augment, family=config.family)
 
 
+def data_config(config: DataConfig | None, options: dict) -> DataConfig:
+    """`config`, or a `DataConfig` of keyword `options`; a refused value becomes a `DataError`."""
+    if config is not None:
+        if options:
+            raise DataError(f"got config= and the options {sorted(options)}; give one or the other "
+                            "(config.replace(...) changes a config).")
+        return config
+    try:
+        return DataConfig(**options)
+    except ConfigError as error:
+        raise DataError(str(error)) from None

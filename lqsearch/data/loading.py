@@ -4,7 +4,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from lqsearch.data import readers, tfds_source
-from lqsearch.data.dataset import Dataset, make_options
+from lqsearch.data.dataset import Dataset, data_config, make_options
 from lqsearch.data.errors import DataError
 from lqsearch.data.imagenet import load_imagenet
 from lqsearch.data.pipelines import IMAGENET_CROP, build_pipeline
@@ -14,10 +14,7 @@ from lqsearch.data.splits import limit, search_split
 __all__ = ["load_dataset", "from_arrays"]
 
 
-def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batch_size=128,
-                 eval_batch_size=None, image_size=None, seed=0, search_fraction=None,
-                 search_val_per_class=None, search_train_per_class=None, train_limit=None, test_limit=None,
-                 augment=True, family=None):
+def load_dataset(source, config=None, **options):
     """Load a dataset and build its train / search / test pipelines.
 
     Arguments:
@@ -25,27 +22,10 @@ def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batc
             "fashion_mnist", "imagenet2012", "fashion_mnist_local", "embedded")
             or "npz:PATH" (keys x_train, y_train, x_test, y_test; uint8 images
             (N, H, W) or (N, H, W, C); integer labels).
-        data_dir: tfds data dir for tfds sources; the IDX folder for
-            "fashion_mnist_local" (default /usr/share/datasets/fashion-mnist).
-        manual_dir: imagenet2012 only: folder with ILSVRC2012_img_train.tar and
-            ILSVRC2012_img_val.tar, used to prepare the dataset when data_dir
-            does not hold it yet (no network is needed).
-        download: allow tfds to download a missing dataset (default False).
-        batch_size, eval_batch_size: batch sizes of the training pipelines
-            and of the evaluation ones (default: batch_size).
-        image_size: int or (H, W) to resize to (ImageNet: the crop, 224).
-        seed: seed of the search split, the shuffling and the augmentation.
-        search_fraction: share of each train class held out as search_val
-            (default 0.1); or search_val_per_class: images per class held out
-            (ImageNet accepts only this one; default 50).
-        search_train_per_class: images per class in search_train, drawn from
-            the rest of the train set (default: all the rest). Both search
-            splits are disjoint, seeded and class-balanced.
-        train_limit, test_limit: keep a stratified subset of this size
-            (ImageNet: the first examples in file order).
-        augment: augment the training pipelines (see the module docstring).
-        family: "cifar", "imagenet" or "mnist" to override the augmentation
-            family (default: from the source, or inferred from the images).
+        config: a `DataConfig` (data dir, batch sizes, image size, seed, search
+            splits, limits, augmentation: see `lqsearch.data.DataConfig`).
+        **options: the same settings as keyword arguments, instead of `config`
+            (e.g. `load_dataset("cifar10", batch_size=64, search_fraction=0.2)`).
 
     Returns:
         A `Dataset`.
@@ -55,11 +35,9 @@ def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batc
             tfds dataset that is not prepared and may not be downloaded.
     """
     spec = parse_source(source)
-    opts = make_options(
-        batch_size=batch_size, eval_batch_size=eval_batch_size, image_size=image_size,
-        seed=seed, search_fraction=search_fraction, search_val_per_class=search_val_per_class,
-        search_train_per_class=search_train_per_class,
-        train_limit=train_limit, test_limit=test_limit, augment=augment, family=family)
+    config = data_config(config, options)
+    opts = make_options(config)
+    data_dir, manual_dir, download = config.data_dir, config.manual_dir, config.download
     if spec.family == "imagenet":
         return load_imagenet(spec.name, opts, data_dir=data_dir, manual_dir=manual_dir)
     if spec.kind == "tfds":
@@ -97,7 +75,7 @@ def from_arrays(x_train, y_train, x_test, y_test, *, name="arrays", num_classes=
         y_train, y_test: integer labels 0..num_classes-1, shape (N,) or (N, 1).
         name: the `Dataset.name`.
         num_classes: number of classes (default: max(y_train) + 1).
-        **options: as for `load_dataset`.
+        **options: as for `load_dataset` (`DataConfig` fields; the data source's own are not used).
 
     Returns:
         A `Dataset`; the family is inferred from the images unless given.
@@ -105,7 +83,7 @@ def from_arrays(x_train, y_train, x_test, y_test, *, name="arrays", num_classes=
     Raises:
         DataError: bad arrays or options.
     """
-    opts = make_options(**options)
+    opts = make_options(data_config(None, options))
     arrays = readers.check_arrays({"x_train": x_train, "y_train": y_train, "x_test": x_test,
                                 "y_test": y_test}, where=name, num_classes=num_classes)
     return _dataset_from_checked(name, arrays, None, opts)

@@ -25,16 +25,16 @@ from typing import Any, Dict, List, Optional, TextIO
 
 import keras_tuner as kt
 
-from lqsearch import cost, io, training
+from lqsearch import io, training
 from lqsearch.data import load_dataset
 from lqsearch.deploy import artifact, registry
 from lqsearch.run import recipes, study, verdict
 from lqsearch.run.progress import Progress, clock
 from lqsearch.run.report import write_report
 from lqsearch.run.validation import PUBLISHED_FILE, RECIPE_FILE, RunDirError, check_run_dir, validate
-from lqsearch.search.evaluation import EvaluationConfig
 from lqsearch.search.random_search import ConstrainedRandomSearch
 from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback, budget_constraint
+from lqsearch.spaces import BoundSpace
 
 __all__ = ["run_recipe", "rebuild_report", "RunDirError", "prepare_run_dir"]
 
@@ -87,35 +87,21 @@ class _RunCallback(SearchCallback):
 
 def load_data(recipe: recipes.Recipe):
     """The recipe's dataset (search splits from train only)."""
-    options = {k: v for k, v in vars(recipe.data).items() if v is not None}
-    if "image_size" in options:
-        options["image_size"] = (options["image_size"], options["image_size"])
-    return load_dataset(recipe.dataset, **options)
+    return load_dataset(recipe.dataset, recipe.data)
 
 
-def _evaluation_config(recipe: recipes.Recipe) -> EvaluationConfig:
-    evaluation = recipe.evaluation
-    return EvaluationConfig(
-        mode=evaluation.mode, epochs=evaluation.epochs, training=evaluation.training.config(),
-        widest_epochs=evaluation.widest_epochs, supernet_steps=evaluation.supernet_steps,
-        recalibration_batches=evaluation.recalibration_batches, sandwich=evaluation.sandwich, distill=evaluation.distill,
-    )
+def bind(recipe: recipes.Recipe, space, dataset) -> BoundSpace:
+    """The recipe's space bound to the dataset's shape and classes and the recipe's quantizer."""
+    return space.bind(input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=recipe.quantizer)
 
 
 def build_tuner(recipe: recipes.Recipe, space, dataset, out_dir: Path, callbacks=(), verbose: int = 0):
     """The `BinaryArchitectureSearch` of `recipe`, resuming the project in `out_dir/tuner`."""
-    search = recipe.search
-    tuner = BinaryArchitectureSearch(
-        space, dataset, quantizer=recipe.quantizer, evaluation=_evaluation_config(recipe), lam=search.lam,
-        cost_metric=search.cost_metric,
-        max_flops=search.max_flops,
-        verbose_training=verbose, strategy=training.get_strategy(recipe.strategy), max_trials=search.trials, population_size=search.population_size,
-        schedule=search.schedule, num_parents=search.num_parents, num_crossovers=search.num_crossovers,
-        num_mutations=search.num_mutations,
-        mutation_rate=search.mutation_rate, seed=search.seed, directory=str(out_dir), project_name="tuner", overwrite=False,
-        search_callbacks=callbacks,
+    return BinaryArchitectureSearch(
+        bind(recipe, space, dataset), dataset, settings=recipe.search.settings(), evaluation=recipe.evaluation,
+        strategy=training.get_strategy(recipe.strategy), search_callbacks=callbacks, verbose_training=verbose,
+        directory=str(out_dir), project_name="tuner", overwrite=False,
     )
-    return tuner
 
 
 def baseline_rows(recipe: recipes.Recipe, tuner, out_dir: Path) -> List[Dict[str, Any]]:
@@ -183,18 +169,17 @@ def run_random_search(recipe: recipes.Recipe, space, dataset, out_dir: Path, bud
     if budget < 1:
         return None
     search = recipe.search
-    shape = dict(input_shape=dataset.input_shape, num_classes=dataset.num_classes)
-    costs = cost.CostCache(space, quantizer=recipe.quantizer or space.default_quantizer, **shape)
+    bound = bind(recipe, space, dataset)
     oracle = ConstrainedRandomSearch(
         objective=kt.Objective("fitness", "max"), max_trials=budget, seed=search.seed,
-        constraint=budget_constraint(space, costs, search.max_flops) if search.max_flops else None,
+        constraint=budget_constraint(space, bound.cost, search.max_flops) if search.max_flops else None,
     )
     tuner = BinaryArchitectureSearch(
-        space, dataset, oracle=oracle, quantizer=recipe.quantizer, evaluation=_evaluation_config(recipe),
-        lam=search.lam, cost_metric=search.cost_metric, max_flops=search.max_flops, verbose_training=verbose,
-        strategy=training.get_strategy(recipe.strategy), save_candidates=False, prepare_dir=str(out_dir / "tuner"),
-        directory=str(out_dir), project_name="random_search", overwrite=False,
+        bound, dataset, settings=search.settings(), evaluation=recipe.evaluation, oracle=oracle,
+        strategy=training.get_strategy(recipe.strategy), save_candidates=False,
         search_callbacks=[_RunCallback(Progress(budget, budget, stream=progress.stream), write=lambda: None)],
+        prepare_dir=str(out_dir / "tuner"), verbose_training=verbose,
+        directory=str(out_dir), project_name="random_search", overwrite=False,
     )
     progress.say(f"Random search: {budget} candidates, same evaluation and ceiling as the evolution")
     tuner.search(verbose=0)
@@ -208,7 +193,7 @@ def run_study(recipe: recipes.Recipe, tuner, dataset, out_dir: Path, random_best
     completed = sorted((t for t in tuner.trial_records() if t["status"] == "COMPLETED"), key=lambda t: -t["fitness"])
     rows = study.entries(tuner.space, searched=completed[: recipe.final.top_n], baselines=recipe.search.baselines,
                          quantizer=tuner.quantizer, random_best=random_best, float_twin=recipe.final.float_twin)
-    config = recipe.final.training.config().replace(epochs=recipe.final.epochs)
+    config = recipe.final.config()
     seeds = [recipe.search.seed + i for i in range(recipe.final.seeds)]
     progress.say(f"Study: {len(rows)} architectures x {len(seeds)} seeds, {config.epochs} epochs each, on the full "
                  "train set, scored on the test set")

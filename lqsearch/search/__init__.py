@@ -14,8 +14,8 @@ References:
 """
 from lqsearch.search.evaluation import EvaluationConfig
 from lqsearch.search.oracle import EvolutionaryOracle
-from lqsearch.search.settings import EvolutionSettings
+from lqsearch.search.settings import EvolutionSettings, SearchSettings
 from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback, SpaceHyperModel, fitness
 
-__all__ = ["EvolutionaryOracle", "EvolutionSettings", "BinaryArchitectureSearch", "SearchCallback",
+__all__ = ["EvolutionaryOracle", "EvolutionSettings", "SearchSettings", "BinaryArchitectureSearch", "SearchCallback",
            "SpaceHyperModel", "EvaluationConfig", "fitness"]

@@ -28,32 +28,34 @@ References:
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Literal, Mapping, Optional, Tuple
 
 import tensorflow as tf
+from pydantic import Field
 
 from lqsearch import io, training
-from lqsearch.checks import check_bool, check_choice, check_int, check_number
+from lqsearch.checks import check_int
+from lqsearch.config import Config
 from lqsearch.deploy import artifact
 from lqsearch.search.inheritance import inherit_first_channels
+from lqsearch.spaces import BoundSpace
 from lqsearch.supernet.recalibration import recalibrate_batchnorm
 from lqsearch.supernet.supernet import Supernet
+from lqsearch.training import PRESETS, TrainingConfig
 
 __all__ = ["EvaluationConfig", "make_evaluator", "candidate_seed", "MODES"]
 
-MODES = ("scratch", "inherit", "oneshot")
+MODES = ("scratch", "inherit", "oneshot")  # EvaluationConfig.mode
 PREPARE_LOCK = ".prepare.lock"
 PREPARE_RECORD = "preparation.json"
 
 
-@dataclasses.dataclass(frozen=True)
-class EvaluationConfig:
-    """How candidates are evaluated.
+class EvaluationConfig(Config):
+    """How candidates are evaluated (a recipe's `evaluation:` section).
 
     Attributes:
         mode: `scratch`, `inherit` or `oneshot`.
@@ -61,29 +63,24 @@ class EvaluationConfig:
         training: optimizer, schedule and batch size of candidate training (its `epochs` is replaced by `epochs`).
         widest_epochs: epochs to train the widest network once (`inherit`).
         supernet_steps: training steps of the supernet (`oneshot`).
-        recalibration_batches: BatchNorm recalibration batches (`oneshot`; 0 switches it off).
+        recalibration_batches: how many training batches recalibrate BatchNorm (`oneshot`; 0 switches it off).
         sandwich: sandwich rule for supernet training (`oneshot`).
         distill: in-place distillation from the largest sub-network (`oneshot`, with `sandwich`).
         prepare_timeout: seconds a process waits for another one that prepares (distributed mode).
+
+    Raises:
+        ConfigError: on an unknown setting or a value out of range.
     """
 
-    mode: str = "scratch"
-    epochs: int = 2
-    training: training.TrainingConfig = training.PRESETS["cpu"]
-    widest_epochs: int = 4
-    supernet_steps: int = 500
-    recalibration_batches: int = 10
+    mode: Literal["scratch", "inherit", "oneshot"] = "scratch"
+    epochs: int = Field(2, ge=0)
+    training: TrainingConfig = PRESETS["cpu"]
+    widest_epochs: int = Field(4, ge=0)
+    supernet_steps: int = Field(500, ge=0)
+    recalibration_batches: int = Field(10, ge=0)
     sandwich: bool = False
     distill: bool = False
-    prepare_timeout: float = 48 * 3600.0
-
-    def __post_init__(self):
-        check_choice("evaluation.mode", self.mode, MODES)
-        for name in ("epochs", "widest_epochs", "supernet_steps", "recalibration_batches"):
-            check_int(f"evaluation.{name}", getattr(self, name), minimum=0)
-        check_bool("evaluation.sandwich", self.sandwich)
-        check_bool("evaluation.distill", self.distill)
-        check_number("evaluation.prepare_timeout", self.prepare_timeout, minimum=0, low_open=True)
+    prepare_timeout: float = Field(48 * 3600.0, gt=0)
 
 
 def candidate_seed(seed: int, genome: Mapping[str, Any]) -> int:
@@ -98,12 +95,13 @@ class _Evaluator:
     #: What `prepare` does, for progress lines and `results.json` (None: nothing to prepare).
     preparation: Optional[str] = None
 
-    def __init__(self, space, dataset, config: EvaluationConfig, *, quantizer: str, run_dir: Path, verbose: int = 0,
+    def __init__(self, space: BoundSpace, dataset, config: EvaluationConfig, *, run_dir: Path, verbose: int = 0,
                  strategy=None, seed: int = 0, log: Optional[Callable[[str], None]] = None):
-        self.space = space
+        self.bound = space
+        self.space = space.space
         self.dataset = dataset
         self.config = config
-        self.quantizer = quantizer
+        self.quantizer = space.quantizer
         self.run_dir = Path(run_dir)
         self.verbose = verbose
         self.log = log  # receives the preparation's progress lines (the supernet's); None: quiet
@@ -113,9 +111,7 @@ class _Evaluator:
 
     def build(self, genome) -> tf.keras.Model:
         with self.strategy.scope():
-            return self.space.build(
-                genome, input_shape=self.dataset.input_shape, num_classes=self.dataset.num_classes, quantizer=self.quantizer
-            )
+            return self.bound.build(genome)
 
     def prepare(self) -> Dict[str, Any]:
         """The one-off work before the first candidate, done once per run directory, under a lock.
@@ -252,6 +248,6 @@ class OneshotEvaluator(_Evaluator):
 _EVALUATORS: Dict[str, Any] = {"scratch": ScratchEvaluator, "inherit": InheritEvaluator, "oneshot": OneshotEvaluator}
 
 
-def make_evaluator(space, dataset, config: EvaluationConfig, **kwargs) -> _Evaluator:
-    """The evaluator of `config.mode` (see the module docstring)."""
+def make_evaluator(space: BoundSpace, dataset, config: EvaluationConfig, **kwargs) -> _Evaluator:
+    """The evaluator of `config.mode` (see the module docstring) for the bound `space` (`space.bind(...)`)."""
     return _EVALUATORS[config.mode](space, dataset, config, **kwargs)

@@ -70,6 +70,9 @@ class EvolutionaryOracle(keras_tuner.Oracle):
             before the search stops, an int >= 1.
         schedule: "generational" (Algorithm 1, whole generations behind a
             barrier) or "steady_state" (asynchronous, never waits).
+        settings: an `EvolutionSettings` holding all of the above at once
+            (a `SearchSettings` is one too); not together with them.
+            Settings left out take `EvolutionSettings`' defaults.
         constraint: optional callable `values dict -> bool`; genomes for which
             it is false are never run (e.g. a FLOPs ceiling).
         hyperparameters, allow_new_entries, tune_new_entries,
@@ -90,23 +93,18 @@ class EvolutionaryOracle(keras_tuner.Oracle):
 
     def __init__(
         self, objective=None, max_trials=10, *,
-        population_size=EvolutionSettings.population_size,
-        num_parents=EvolutionSettings.num_parents,
-        num_crossovers=EvolutionSettings.num_crossovers,
-        num_mutations=EvolutionSettings.num_mutations,
-        mutation_rate=EvolutionSettings.mutation_rate,
-        max_sampling_attempts=EvolutionSettings.max_sampling_attempts,
-        schedule=EvolutionSettings.schedule,
+        population_size=None, num_parents=None, num_crossovers=None, num_mutations=None, mutation_rate=None,
+        max_sampling_attempts=None, schedule=None, settings=None,
         constraint=None, hyperparameters=None, allow_new_entries=True,
         tune_new_entries=True, seed=None, max_retries_per_trial=0,
         max_consecutive_failed_trials=3,
     ):
+        given = {name: value for name, value in (
+            ("population_size", population_size), ("num_parents", num_parents), ("num_crossovers", num_crossovers),
+            ("num_mutations", num_mutations), ("mutation_rate", mutation_rate),
+            ("max_sampling_attempts", max_sampling_attempts), ("schedule", schedule)) if value is not None}
         try:
-            self.settings = EvolutionSettings(
-                population_size=population_size, num_parents=num_parents, num_crossovers=num_crossovers,
-                num_mutations=num_mutations, mutation_rate=mutation_rate, max_sampling_attempts=max_sampling_attempts,
-                schedule=schedule,
-            )
+            self.settings = EvolutionSettings.resolve(settings, given)
             check_int("max_trials", max_trials, minimum=1)
             check_int("max_retries_per_trial", max_retries_per_trial, minimum=0)
             check_int("max_consecutive_failed_trials", max_consecutive_failed_trials, minimum=1, allow_none=True)
@@ -496,3 +494,4 @@ class EvolutionaryOracle(keras_tuner.Oracle):
             self.save()
         except Exception:  # pylint: disable=broad-except
             logger.exception("EvolutionaryOracle: could not save oracle.json")
+

@@ -1,24 +1,28 @@
-"""`EvolutionSettings`: the evolution's knobs and their defaults, in one place.
+"""`EvolutionSettings` and `SearchSettings`: the evolution's and the search's knobs, declared and checked once.
 
-`EvolutionaryOracle`, `BinaryArchitectureSearch` and the recipes all take
-their defaults from this class, so the three never disagree.
+`EvolutionaryOracle` takes `EvolutionSettings` (or the same names as keyword
+arguments), `BinaryArchitectureSearch` takes `SearchSettings` (the evolution
+plus the trial budget, the seed and the fitness), and a recipe's `search:`
+section is a `SearchSettings` too, so the three never disagree.
 """
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Literal, Optional
 
-from lqsearch.checks import check_choice, check_int, check_number, did_you_mean
+from pydantic import Field, model_validator
 
-__all__ = ["EvolutionSettings", "SCHEDULES"]
+from lqsearch.config import Config
+
+__all__ = ["EvolutionSettings", "SearchSettings", "SCHEDULES", "COST_METRICS"]
 
 # "generational": Algorithm 1 of Phan et al. (a barrier between generations);
 # "steady_state": each new trial breeds from the completed trials at once.
 SCHEDULES = ("generational", "steady_state")
+#: What the fitness charges: analytic FLOPs, or the measured single-image LCE latency.
+COST_METRICS = ("flops", "latency")
 
 
-@dataclasses.dataclass(frozen=True)
-class EvolutionSettings:
+class EvolutionSettings(Config):
     """The settings of Algorithm 1 of Phan et al. (top-K, C crossovers, M mutations).
 
     Attributes:
@@ -35,7 +39,7 @@ class EvolutionSettings:
             so far, so asynchronous workers never wait).
 
     Raises:
-        ValueError: on a value out of range; the message names the setting and the fix.
+        ConfigError: on a value out of range; the message names the setting and the fix.
 
     References:
         - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
@@ -44,20 +48,16 @@ class EvolutionSettings:
           Architectures. ICCV Workshops 2019, arXiv:1909.07378 (50 generations of 32).
     """
 
-    population_size: int = 20
-    num_parents: int = 10
-    num_crossovers: int = 10
-    num_mutations: int = 10
-    mutation_rate: float = 0.1
-    max_sampling_attempts: int = 1000
-    schedule: str = "generational"
+    population_size: int = Field(20, ge=1)
+    num_parents: int = Field(10, ge=1)
+    num_crossovers: int = Field(10, ge=0)
+    num_mutations: int = Field(10, ge=0)
+    mutation_rate: float = Field(0.1, ge=0, le=1)
+    max_sampling_attempts: int = Field(1000, ge=1)
+    schedule: Literal["generational", "steady_state"] = "generational"
 
-    def __post_init__(self):
-        check_choice("schedule", self.schedule, SCHEDULES)
-        for name, minimum in (("population_size", 1), ("num_parents", 1), ("num_crossovers", 0),
-                              ("num_mutations", 0), ("max_sampling_attempts", 1)):
-            check_int(name, getattr(self, name), minimum=minimum)
-        object.__setattr__(self, "mutation_rate", check_number("mutation_rate", self.mutation_rate, minimum=0, maximum=1))
+    @model_validator(mode="after")
+    def _consistent(self):
         if self.num_parents > self.population_size:
             raise ValueError(
                 f"num_parents={self.num_parents} exceeds population_size={self.population_size}; the parents are "
@@ -81,30 +81,52 @@ class EvolutionSettings:
                 f"num_mutations={population - population // 2}; or use schedule='steady_state', where they are "
                 "relative weights."
             )
+        return self
 
     @classmethod
     def names(cls) -> tuple:
-        """The setting names."""
-        return tuple(field.name for field in dataclasses.fields(cls))
+        """The evolution setting names (those `EvolutionaryOracle` takes as keyword arguments)."""
+        return tuple(EvolutionSettings.model_fields)
 
     @classmethod
-    def from_kwargs(cls, settings: Mapping[str, Any], *, owner: str) -> EvolutionSettings:
-        """Builds the settings from keyword arguments, refusing unknown names.
+    def resolve(cls, settings: Optional[EvolutionSettings], given: Dict[str, Any]) -> EvolutionSettings:
+        """`settings` (its evolution part), or the keyword arguments `given` over the defaults; not both."""
+        if settings is None:
+            return EvolutionSettings(**given)
+        if not isinstance(settings, EvolutionSettings):
+            raise ValueError(f"settings must be an EvolutionSettings, got {type(settings).__name__}. "
+                             "Pass settings=EvolutionSettings(population_size=..., ...) or the keyword arguments.")
+        if given:
+            raise ValueError(f"got settings= and the keyword arguments {sorted(given)}; give one or the other.")
+        return settings.evolution()
 
-        Arguments:
-            settings: setting name -> value (missing ones keep their default).
-            owner: who received them, for the message (e.g. "EvolutionaryOracle").
+    def evolution(self) -> EvolutionSettings:
+        """Only the evolution's settings (for an `EvolutionaryOracle`)."""
+        return EvolutionSettings(**{name: getattr(self, name) for name in EvolutionSettings.names()})
 
-        Raises:
-            ValueError: on an unknown name (with the closest valid one) or a bad value.
-        """
-        unknown = [name for name in settings if name not in cls.names()]
-        if unknown:
-            raise ValueError(
-                f"{owner} got unknown argument(s) {unknown}.{did_you_mean(unknown[0], cls.names())} "
-                f"Evolution settings are {', '.join(cls.names())}."
-            )
-        return cls(**settings)
 
-    def as_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+class SearchSettings(EvolutionSettings):
+    """One search: the evolution, its trial budget and seed, and the fitness (a recipe's `search:` section).
+
+    Attributes:
+        generations: with `max_trials` unset, the search runs `generations * population_size` trials.
+        max_trials: COMPLETED trials to reach (overrides `generations`).
+        seed: the oracle's seed and the seed every candidate's own seed derives from.
+        lam: lambda of Shen et al.'s fitness `max(Acc - lambda * cost / cost_1x, 0)` (YAML key `lambda`);
+            None scores the accuracy alone (Phan et al.: FLOPs act only through `max_flops`).
+        cost_metric: `flops` (analytic) or `latency` (measured LCE latency) in the fitness.
+        max_flops: FLOPs ceiling; genomes above it are never trained (None: no ceiling).
+        (and every `EvolutionSettings` field)
+    """
+
+    generations: int = Field(2, ge=1)
+    max_trials: Optional[int] = Field(None, ge=1)
+    seed: int = Field(1, ge=0)
+    lam: Optional[float] = Field(4.0, ge=0, alias="lambda")
+    cost_metric: Literal["flops", "latency"] = "flops"
+    max_flops: Optional[float] = Field(None, gt=0)
+
+    @property
+    def trials(self) -> int:
+        """The trial budget: `max_trials`, else `generations * population_size`."""
+        return self.max_trials if self.max_trials is not None else self.generations * self.population_size

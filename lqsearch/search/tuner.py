@@ -32,19 +32,18 @@ import grpc
 import keras_tuner as kt
 from keras_tuner.src.distribute import utils as dist_utils  # Keras Tuner's own chief/worker test
 
-from lqsearch import cost, training
-from lqsearch.checks import check_choice, check_number
+from lqsearch import training
 from lqsearch.deploy import artifact
 from lqsearch.deploy.lce import LatencyCache
 from lqsearch.search.evaluation import EvaluationConfig, make_evaluator
 from lqsearch.search.oracle import EvolutionaryOracle
 from lqsearch.search.pareto import pareto_front
-from lqsearch.search.settings import EvolutionSettings
+from lqsearch.search.settings import SearchSettings
+from lqsearch.spaces import BoundSpace
 
 __all__ = ["BinaryArchitectureSearch", "SpaceHyperModel", "SearchCallback", "fitness", "budget_constraint"]
 
 METRICS = ("fitness", "accuracy", "flops", "binary_macs", "memory_bits", "latency_s", "duration_s")
-COST_METRICS = ("flops", "latency")
 
 
 def fitness(accuracy: float, flops: float, reference_flops: float, lam: Optional[float]) -> float:
@@ -58,22 +57,23 @@ class SpaceHyperModel(kt.HyperModel):
     """A Keras Tuner HyperModel over an lqsearch space: one `hp.Choice` per gene.
 
     Use it in your own Keras Tuner code (any tuner) to search an lqsearch space.
+
+    Arguments:
+        space: a `BoundSpace` (`space.bind(input_shape=..., num_classes=..., quantizer=...)`).
     """
 
-    def __init__(self, space, *, input_shape, num_classes: int, quantizer: Optional[str] = None):
-        super().__init__(name=space.name)
+    def __init__(self, space: BoundSpace):
+        if not isinstance(space, BoundSpace):
+            raise ValueError("SpaceHyperModel takes a bound space: pass space.bind(input_shape=..., num_classes=...).")
+        super().__init__(name=space.space.name)
         self.space = space
-        self.input_shape = tuple(input_shape)
-        self.num_classes = num_classes
-        self.quantizer = quantizer or space.default_quantizer
 
     def declare_hyperparameters(self, hp):
         self.space.genes.declare(hp)
 
     def build(self, hp):
-        genome = self.space.genes.declare(hp)
-        model = self.space.build(genome, input_shape=self.input_shape, num_classes=self.num_classes, quantizer=self.quantizer)
-        training.compile_model(model, training.PRESETS["cpu"], 1, self.num_classes)
+        model = self.space.build(self.space.genes.declare(hp))
+        training.compile_model(model, training.PRESETS["cpu"], 1, self.space.num_classes)
         return model
 
 
@@ -113,18 +113,14 @@ class BinaryArchitectureSearch(kt.Tuner):
     """Evolutionary search of a binary architecture space (a Keras Tuner `Tuner`).
 
     Arguments:
-        space: an `lqsearch.spaces.SearchSpace`.
+        space: an `lqsearch.spaces.SearchSpace` (bound to the dataset's shape and classes, with
+            its default quantizer), or a `BoundSpace` from `space.bind(..., quantizer=...)`.
         dataset: an `lqsearch.data.Dataset` (search-train / search-val splits are used).
-        oracle: a Keras Tuner oracle with objective `fitness` (max). Default: an
-            `EvolutionaryOracle` built from `max_trials`, `seed` and the evolution
-            settings in `**kwargs`, with the FLOPs ceiling as its constraint. Passing
-            `oracle=` together with any of those settings is refused (they would be ignored).
-        quantizer: the preset name (default: the space's).
+        settings: a `SearchSettings`: the evolution, the trial budget, the seed and the fitness
+            (lambda, cost metric, FLOPs ceiling). Default: `SearchSettings()`.
         evaluation: an `EvaluationConfig` (default: `scratch`, 2 epochs).
-        lam: lambda of the fitness; None for accuracy only.
-        cost_metric: `flops` or `latency` (measured LCE latency) in the fitness.
-        max_flops: FLOPs ceiling; genomes above it are never trained.
-        verbose_training: Keras progress output of candidate training.
+        oracle: a Keras Tuner oracle with objective `fitness` (max) to use instead of the default
+            `EvolutionaryOracle` built from `settings` (its FLOPs ceiling as the constraint).
         strategy: a `tf.distribute.Strategy` to train each candidate data-parallel
             (default: the current one; see `lqsearch.training.get_strategy`).
         save_candidates: keep each trained candidate's weights (for `get_best_models`).
@@ -132,14 +128,12 @@ class BinaryArchitectureSearch(kt.Tuner):
         prepare_dir: where the one-off work (widest network, supernet) is saved and found;
             default the project directory. Two searches with the same evaluation (e.g. the
             evolution and its random-search baseline) share it by passing the same folder.
-        max_trials, seed: of the default oracle (its defaults when None).
-        **kwargs: the evolution settings of the default oracle (`population_size`,
-            `num_parents`, `num_crossovers`, `num_mutations`, `mutation_rate`,
-            `max_sampling_attempts`; see `EvolutionSettings`), and `directory`,
-            `project_name`, `overwrite`, ... as for any `kt.Tuner`.
+        verbose_training: Keras progress output of candidate training.
+        **kwargs: `directory`, `project_name`, `overwrite`, ... as for any `kt.Tuner`.
 
     Raises:
-        ValueError: on invalid settings.
+        ValueError: on invalid settings, or a search setting given as a keyword argument
+            (the message shows the `settings=SearchSettings(...)` to write instead).
     """
 
     def __init__(
@@ -147,28 +141,27 @@ class BinaryArchitectureSearch(kt.Tuner):
         space,
         dataset,
         *,
-        oracle: Optional[kt.Oracle] = None,
-        quantizer: Optional[str] = None,
+        settings: Optional[SearchSettings] = None,
         evaluation: Optional[EvaluationConfig] = None,
-        lam: Optional[float] = 4.0,
-        cost_metric: str = "flops",
-        max_flops: Optional[float] = None,
-        verbose_training: int = 0,
+        oracle: Optional[kt.Oracle] = None,
         strategy=None,
         save_candidates: bool = True,
         search_callbacks: Sequence[SearchCallback] = (),
         prepare_dir: Optional[str] = None,
-        max_trials: Optional[int] = None,
-        seed: Optional[int] = None,
+        verbose_training: int = 0,
         **kwargs,
     ):
-        evolution = {name: kwargs.pop(name) for name in EvolutionSettings.names() if name in kwargs}
-        self.lam = check_number("lambda", lam, minimum=0, allow_none=True)
-        self.max_flops = check_number("max_flops", max_flops, minimum=0, low_open=True, allow_none=True)
-        self.cost_metric = check_choice("cost_metric", cost_metric, COST_METRICS)
-        self.space = space
+        _refuse_search_settings(kwargs)
+        self.settings = settings or SearchSettings()
+        self.bound = space if isinstance(space, BoundSpace) else space.bind(
+            input_shape=dataset.input_shape, num_classes=dataset.num_classes)
+        if self.bound.input_shape != tuple(dataset.input_shape) or self.bound.num_classes != dataset.num_classes:
+            raise ValueError(f"The space is bound to {self.bound.input_shape} and {self.bound.num_classes} classes but "
+                             f"the dataset has {tuple(dataset.input_shape)} and {dataset.num_classes}; bind it to the "
+                             "dataset's, or pass the unbound space.")
+        self.space = self.bound.space
         self.dataset = dataset
-        self.quantizer = quantizer or space.default_quantizer
+        self.quantizer = self.bound.quantizer
         self.evaluation = evaluation or EvaluationConfig()
         self.verbose_training = verbose_training
         self.strategy = strategy
@@ -176,49 +169,49 @@ class BinaryArchitectureSearch(kt.Tuner):
         self.search_callbacks = tuple(search_callbacks)
         self._verbose = 1  # Keras Tuner's `search(verbose=1)`; kept from the last `search` call, as its oracle does
         self._prepare_dir = prepare_dir
-        self.cost_of = cost.CostCache(
-            space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer
-        )
-        self.reference_flops = self.cost_of(space.reference_genome()).flops
-        if self.max_flops is not None:
-            cheapest = self.cost_of(space.cheapest()).flops
-            if cheapest > self.max_flops:
+        self.cost_of = self.bound.cost
+        self.reference_flops = self.cost_of(self.space.reference_genome()).flops
+        max_flops = self.settings.max_flops
+        if max_flops is not None:
+            cheapest = self.cost_of(self.space.cheapest()).flops
+            if cheapest > max_flops:
                 raise ValueError(
-                    f"max_flops {self.max_flops:.4g} is below the FLOPs of the cheapest genome of {space.name} "
+                    f"max_flops {max_flops:.4g} is below the FLOPs of the cheapest genome of {self.space.name} "
                     f"({cheapest:.4g}); no candidate can satisfy it. Raise max_flops to at least {cheapest:.4g}."
                 )
-        oracle_settings = {**evolution, **{n: v for n, v in (("max_trials", max_trials), ("seed", seed)) if v is not None}}
         if oracle is None:
-            oracle = self._default_oracle(oracle_settings)
-        else:
-            given = sorted(oracle_settings)
-            if given:
-                raise ValueError(
-                    f"BinaryArchitectureSearch got oracle= and the oracle settings {given}; the tuner would ignore "
-                    f"them. Drop {', '.join(given)} (set them on your oracle), or drop oracle= to let the tuner build "
-                    "its EvolutionaryOracle."
-                )
+            oracle = self._default_oracle()
         # Read before Keras Tuner wraps the oracle in a gRPC client (distributed workers).
         self.candidate_seed = int(getattr(oracle, "seed", None) or 0)
-        hypermodel = SpaceHyperModel(space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer)
+        hypermodel = SpaceHyperModel(self.bound)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self._evaluator = None
         self._preparation: Optional[Dict[str, Any]] = None
         self.latency_of = None
-        if cost_metric == "latency":
+        if self.settings.cost_metric == "latency":
             self.latency_of = LatencyCache(
-                space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer,
+                self.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer,
                 path=Path(self.project_dir) / "latency.json",
             )
 
-    def _default_oracle(self, settings: Dict[str, Any]) -> EvolutionaryOracle:
-        """The `EvolutionaryOracle` on `fitness` with `settings`, and the FLOPs ceiling as its constraint."""
-        population = settings.get("population_size", EvolutionSettings.population_size)
+    @property
+    def lam(self) -> Optional[float]:
+        """Lambda of the fitness (`settings.lam`)."""
+        return self.settings.lam
+
+    @property
+    def max_flops(self) -> Optional[float]:
+        """The FLOPs ceiling (`settings.max_flops`)."""
+        return self.settings.max_flops
+
+    def _default_oracle(self) -> EvolutionaryOracle:
+        """The `EvolutionaryOracle` on `fitness` from `settings`, with the FLOPs ceiling as its constraint."""
+        settings = self.settings
         return EvolutionaryOracle(
-            objective=kt.Objective("fitness", "max"),
-            constraint=budget_constraint(self.space, self.cost_of, self.max_flops) if self.max_flops else None,
-            max_consecutive_failed_trials=max(3, population),
-            **settings,
+            objective=kt.Objective("fitness", "max"), max_trials=settings.trials, seed=settings.seed,
+            settings=settings,
+            constraint=budget_constraint(self.space, self.cost_of, settings.max_flops) if settings.max_flops else None,
+            max_consecutive_failed_trials=max(3, settings.population_size),
         )
 
     # -- one trial -----------------------------------------------------------
@@ -230,7 +223,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         """The candidate evaluator (scratch, inherit or oneshot), created on first use; see `prepare`."""
         if self._evaluator is None:
             self._evaluator = make_evaluator(
-                self.space, self.dataset, self.evaluation, quantizer=self.quantizer,
+                self.bound, self.dataset, self.evaluation,
                 run_dir=Path(self._prepare_dir) if self._prepare_dir else self.run_dir,
                 verbose=self.verbose_training, strategy=self.strategy, seed=self.candidate_seed, log=self._prepare_log,
             )
@@ -424,3 +417,12 @@ def _short_message(message: Optional[str]) -> Optional[str]:
     lines = [line for line in str(message).strip().splitlines() if line.strip()]
     return lines[-1] if lines else None
 
+
+def _refuse_search_settings(kwargs: Dict[str, Any]) -> None:
+    """A search setting passed as a keyword argument (the pre-settings API) is refused with the fix."""
+    names = set(SearchSettings.model_fields) | {"lambda"}
+    given = sorted(name for name in kwargs if name in names)
+    if given:
+        example = ", ".join(f"{name}=..." for name in given)
+        raise ValueError(f"BinaryArchitectureSearch got the search setting(s) {given} as keyword arguments; "
+                         f"pass them as settings=SearchSettings({example}).")

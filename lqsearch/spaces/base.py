@@ -12,6 +12,7 @@ from lqsearch.cost import Cost
 from lqsearch.cost import profile as profile_model
 from lqsearch.genome import Gene, GeneSet, Genome
 from lqsearch.spaces import _blocks
+from lqsearch.spaces.bound import BoundSpace
 
 __all__ = ["SearchSpace", "register_space", "get", "list_spaces", "from_config"]
 
@@ -139,12 +140,26 @@ class SearchSpace:
         Raises:
             ValueError: on an invalid genome, input shape, class count or preset.
         """
-        genome, input_shape, num_classes, preset = self._build_arguments(genome, input_shape, num_classes, quantizer)
+        genome, input_shape, num_classes, preset = self.build_arguments(genome, input_shape, num_classes, quantizer)
         inputs = tf.keras.Input(shape=input_shape, name="image")
         logits = self._build(genome, inputs, num_classes, preset)
         return tf.keras.Model(inputs, logits, name=name or self.name)
 
-    def _build_arguments(self, genome, input_shape, num_classes, quantizer) -> tuple:
+    def bind(self, *, input_shape: Optional[Sequence[int]] = None, num_classes: Optional[int] = None,
+             quantizer: Optional[str] = None) -> BoundSpace:
+        """This space with its input shape, classes and quantizer bound once (defaults: the space's).
+
+        Returns:
+            A `lqsearch.spaces.BoundSpace` with `.build(genome)` and `.cost(genome)` (cached).
+
+        Raises:
+            ValueError: on an invalid input shape, class count or preset.
+        """
+        return BoundSpace(self, input_shape=input_shape or self.default_input_shape,
+                          num_classes=self.default_num_classes if num_classes is None else num_classes,
+                          quantizer=quantizer)
+
+    def build_arguments(self, genome, input_shape, num_classes, quantizer) -> tuple:
         """Validated (genome, input shape, classes, preset), defaults filled in."""
         genome = self.genome(genome)
         input_shape = tuple(input_shape or self.default_input_shape)
@@ -229,7 +244,7 @@ class SearchSpace:
             raise NotImplementedError(
                 f"Space {self.name!r} has no analytic cost; use cost() (it builds and profiles the model)."
             )
-        genome, input_shape, num_classes, preset = self._build_arguments(genome, input_shape, num_classes, quantizer)
+        genome, input_shape, num_classes, preset = self.build_arguments(genome, input_shape, num_classes, quantizer)
         features = _blocks.input_map(input_shape)
         self._build(genome, features, num_classes, preset)
         return features.trace

@@ -11,6 +11,7 @@ import sys
 
 from lqsearch.data import load_dataset
 from lqsearch.search.evaluation import EvaluationConfig
+from lqsearch.search.settings import SearchSettings
 from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback
 from lqsearch.testing.tiny_spaces import TinyGroupedSpace
 
@@ -31,9 +32,10 @@ def main(argv=None) -> int:
                            image_size=8, seed=0)
     evaluation = EvaluationConfig(mode=args.mode, epochs=1, supernet_steps=args.supernet_steps,
                                   recalibration_batches=2, widest_epochs=1)
+    settings = SearchSettings(lam=None, max_trials=args.max_trials, population_size=2, num_parents=2,
+                              num_crossovers=1, num_mutations=1, seed=3)
     tuner = BinaryArchitectureSearch(
-        TinyGroupedSpace(), dataset, evaluation=evaluation, lam=None, max_trials=args.max_trials,
-        population_size=2, num_parents=2, num_crossovers=1, num_mutations=1, seed=3, search_callbacks=[_Report()],
+        TinyGroupedSpace(), dataset, settings=settings, evaluation=evaluation, search_callbacks=[_Report()],
         directory=args.directory, project_name="search", overwrite=False,
     )
     tuner.search(verbose=0)
