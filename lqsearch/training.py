@@ -29,6 +29,7 @@ import larq as lq
 import tensorflow as tf
 
 from lqsearch.checks import check_choice, check_int, check_number, did_you_mean
+from lqsearch.errors import CandidateFailed
 
 __all__ = [
     "TrainingConfig",
@@ -49,10 +50,6 @@ OPTIMIZERS = ("adam", "sgd", "bop")
 #: Above this many classes, models also report top-5 accuracy.
 TOP5_ABOVE_CLASSES = 10
 SCHEDULES = ("constant", "step", "linear", "cosine")
-
-
-class CandidateFailed(RuntimeError):
-    """A candidate could not be trained (e.g. its loss became NaN); the message says why."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """`lqsearch` command line: `profile`, `recipe ...`, `zoo ...`.
 
-Bad input exits with code 2 and one line on stderr: what is wrong, the valid
+Bad input (any `lqsearch.errors.LqsearchError`, or an OSError on a path the
+user gave) exits with code 2 and one line on stderr: what is wrong, the valid
 choices, and how to fix it (see `lqsearch.cli.errors`). Anything unexpected
 exits with code 1 and one line; `--debug`, anywhere on the command line, shows
 the traceback instead.
@@ -77,7 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
     try:
         return _run(argv)
-    except EXPECTED_ERRORS as error:
+    except EXPECTED_ERRORS as error:  # LqsearchError (bad input) and OSError
         if debug:
             traceback.print_exc()
         print(f"lqsearch: error: {one_line(error)}", file=sys.stderr)
