@@ -12,9 +12,11 @@ Public API::
     tuner = lqsearch.BinaryArchitectureSearch(space, dataset, settings=settings, evaluation=evaluation)
     supernet = lqsearch.Supernet(space, input_shape=(32, 32, 3), num_classes=10)
     lqsearch.zoo.load("quickstart-vgg-small", registry="registry")
+    # every refusal of bad input is a lqsearch.LqsearchError (a ValueError) saying how to fix it
 
 Subpackages: `spaces`, `data`, `search`, `supernet`, `deploy`, `run`, `cli`, over
-the foundation modules `genome`, `cost`, `quantizers`, `training`, `io` and `checks`.
+the foundation modules `genome`, `cost`, `quantizers`, `training`, `io`, `checks` and
+`errors` (`LqsearchError`, the base class of every refusal of bad input).
 
 References:
     - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
@@ -26,6 +28,7 @@ import importlib
 import os
 
 from lqsearch._version import __version__
+from lqsearch.errors import LqsearchError
 
 # TensorFlow computes the gradients of grouped convolutions on the CPU only through
 # oneDNN ("Gradients for grouped convolutions are not supported on CPU" otherwise),
@@ -42,7 +45,6 @@ _LAZY = {
     "EvolutionaryOracle": "lqsearch.search.oracle",
     "SearchSettings": "lqsearch.search.settings",
     "BinaryArchitectureSearch": "lqsearch.search.tuner",
-    "SpaceHyperModel": "lqsearch.search.tuner",
     "Supernet": "lqsearch.supernet.supernet",
     "load_recipe": "lqsearch.run.recipes",
     "run_recipe": "lqsearch.run.runner",
@@ -60,4 +62,4 @@ def __dir__():
     return sorted(__all__)
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "LqsearchError", *_LAZY]

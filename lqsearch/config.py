@@ -23,12 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from pydantic._internal._model_construction import ModelMetaclass  # the metaclass every model has
 
 from lqsearch.checks import did_you_mean, example_value
+from lqsearch.errors import ConfigError
 
 __all__ = ["Config", "ConfigError", "explain"]
-
-
-class ConfigError(ValueError):
-    """A settings value that is refused; the message names the key, what is allowed and a fix."""
 
 
 _TYPE_NAMES = {

@@ -10,7 +10,9 @@ Presets (every field can be overridden with `TrainingConfig.replace(...)` or a r
 | `cpu`           | Adam               | 2e-3  | linear decay to 0                     | 2      | 128   |
 
 A loss that becomes NaN raises `CandidateFailed`, so the search records a failed
-trial with its reason and goes on.
+trial with its reason and goes on. `fit` and `evaluate` drop TensorFlow's "triggered
+tf.function retracing" warning when it only counts new models each tracing their own
+step once (see `_NewModelTraces`); a model that retraces its own step still warns.
 
 References:
     - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
@@ -20,9 +22,11 @@ References:
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
-from typing import Any, Dict, Literal, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Literal, Mapping, Optional, Sequence, Tuple
 
 import larq as lq
 import tensorflow as tf
@@ -30,6 +34,7 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 
 from lqsearch.checks import check_int, did_you_mean
 from lqsearch.config import Config
+from lqsearch.errors import CandidateFailed
 
 __all__ = [
     "TrainingConfig",
@@ -52,8 +57,9 @@ TOP5_ABOVE_CLASSES = 10
 SCHEDULES = ("constant", "step", "linear", "cosine")  # TrainingConfig.schedule
 
 
-class CandidateFailed(RuntimeError):
-    """A candidate could not be trained (e.g. its loss became NaN); the message says why."""
+#: Keras's `tf.function`s of one model, by attribute name.
+_MODEL_FUNCTIONS = ("train_function", "test_function", "predict_function")
+_RETRACING = "triggered tf.function retracing"
 
 
 #: Each preset's values (what differs from TrainingConfig's defaults is what the preset is).
@@ -243,14 +249,15 @@ def fit(
         all_callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(log_dir), profile_batch=0, write_graph=False))
     if config.epochs == 0:
         return tf.keras.callbacks.History()
-    history = model.fit(
-        train.repeat() if config.steps_per_epoch else train,
-        epochs=config.epochs,
-        steps_per_epoch=steps if config.steps_per_epoch else None,
-        validation_data=validation,
-        callbacks=all_callbacks,
-        verbose=verbose,
-    )
+    with _quiet_new_model_traces(model):
+        history = model.fit(
+            train.repeat() if config.steps_per_epoch else train,
+            epochs=config.epochs,
+            steps_per_epoch=steps if config.steps_per_epoch else None,
+            validation_data=validation,
+            callbacks=all_callbacks,
+            verbose=verbose,
+        )
     losses = history.history.get("loss", [])
     if not losses or any(not math.isfinite(l) for l in losses):
         raise CandidateFailed(f"training loss became NaN or infinite (loss per epoch: {losses})")
@@ -264,7 +271,8 @@ def evaluate(model: tf.keras.Model, pipeline: tf.data.Dataset, *, num_classes: i
     """
     if not getattr(model, "_is_compiled", False):
         compile_model(model, TrainingConfig(epochs=0), 1, num_classes)
-    values = model.evaluate(pipeline, verbose=verbose, return_dict=True)
+    with _quiet_new_model_traces(model):
+        values = model.evaluate(pipeline, verbose=verbose, return_dict=True)
     loss = values.get("loss", float("nan"))
     if not math.isfinite(loss):
         raise CandidateFailed(f"evaluation loss is {loss}")
@@ -272,6 +280,44 @@ def evaluate(model: tf.keras.Model, pipeline: tf.data.Dataset, *, num_classes: i
     if "top5" in values:
         result["top5"] = 100.0 * float(values["top5"])
     return result
+
+
+class _NewModelTraces(logging.Filter):
+    """Drops TensorFlow's retracing warning when `model`'s function it names was traced only once.
+
+    TensorFlow counts traces per Python function code, and every Keras model's step is the same
+    code (`Model.make_train_function.<locals>.train_function`), so training or evaluating five new
+    candidates in a row warns "5 out of the last 5 calls ... triggered tf.function retracing"
+    although each model traced its own step once, as it must. A function of `model` traced more
+    than once (new shapes or Python values: a real retrace) keeps the warning.
+    """
+
+    def __init__(self, model: tf.keras.Model):
+        super().__init__()
+        self.model = model
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _RETRACING not in message:
+            return True
+        for name in _MODEL_FUNCTIONS:
+            if f".<locals>.{name} at " in message:
+                function = getattr(self.model, name, None)
+                traces = getattr(function, "experimental_get_tracing_count", None)
+                return traces is None or traces() > 1
+        return True
+
+
+@contextlib.contextmanager
+def _quiet_new_model_traces(model: tf.keras.Model) -> Iterator[None]:
+    """While Keras runs `model`, drops the retracing warnings that only count new models' first traces."""
+    quiet = _NewModelTraces(model)
+    logger = tf.get_logger()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def get_strategy(name: str = "default") -> tf.distribute.Strategy:

@@ -1,9 +1,10 @@
-"""`lqsearch profile` prints the cost table; bad input exits 2 with one clear line."""
+"""`lqsearch profile` prints the cost table; `--version` the version; bad input exits 2 with one clear line."""
 import subprocess
 import sys
 
 import pytest
 
+import lqsearch
 from lqsearch import cli
 
 
@@ -44,3 +45,17 @@ def test_the_console_entry_point_exits_2_on_bad_input():
                             text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("lqsearch: error: Unknown search space 'vgg_smal'"), result.stderr
+
+
+def test_version_prints_the_version_and_exits_0(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"lqsearch {lqsearch.__version__}\n"
+    assert cli.main(["--version", "profile", "vgg_smal"]) == 0  # before any command, as argparse does
+    assert capsys.readouterr().out == f"lqsearch {lqsearch.__version__}\n"
+
+
+@pytest.mark.slow
+def test_the_console_entry_point_prints_the_version():
+    result = subprocess.run([sys.executable, "-m", "lqsearch.cli", "--version"], capture_output=True, text=True,
+                            timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"lqsearch {lqsearch.__version__}\n", "")

@@ -1,4 +1,7 @@
-"""Schedules, weight inheritance (exact channel copy) and final retraining (save, reload, predict)."""
+"""Schedules, weight inheritance (exact channel copy), final retraining (save, reload, predict), no retracing warnings."""
+import logging
+import types
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +12,7 @@ from lqsearch.data import load_dataset
 from lqsearch.deploy import artifact
 from lqsearch.run.final import retrain
 from lqsearch.search.inheritance import inherit_first_channels
+from lqsearch.testing.tiny_spaces import TinyGroupedSpace
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +123,70 @@ def test_final_retraining_saves_a_model_that_reloads_and_predicts_the_same(datas
     again = retrain(space, genome, dataset, config, quantizer="bireal", out_dir=tmp_path / "final")
     assert again == card  # finished models are not retrained on resume
     np.testing.assert_allclose(artifact.load(tmp_path / "final")[0].predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+class _Retracing(logging.Handler):
+    """Collects TensorFlow's "triggered tf.function retracing" warnings."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        if "triggered tf.function retracing" in record.getMessage():
+            self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def retracing(monkeypatch):
+    """Retracing warnings logged during the test, with TensorFlow's per-process warning budget fresh.
+
+    TensorFlow warns at most twice per traced code for the whole process, so earlier tests could
+    use it up; a fresh detector manager (private to TensorFlow) makes the test see every warning.
+    """
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function
+    fresh = polymorphic_function._FrequentTracingDetectorManager()
+    monkeypatch.setattr(polymorphic_function, "_frequent_tracing_detector_manager", fresh)
+    handler = _Retracing()
+    tf.get_logger().addHandler(handler)
+    try:
+        yield handler, fresh
+    finally:
+        tf.get_logger().removeHandler(handler)
+
+
+@pytest.mark.slow
+def test_new_candidates_do_not_warn_of_retracing_but_still_trace_each_step_once(retracing):
+    """Five new models trained and evaluated in a row, one step each, as a search does (four warnings before)."""
+    handler, detectors = retracing
+    images = np.random.default_rng(0).random((16, 8, 8, 3), dtype=np.float32)
+    pipeline = tf.data.Dataset.from_tensor_slices((images, np.arange(16) % 4)).batch(16)
+    space, config = TinyGroupedSpace(), training.preset("cpu", epochs=1)
+    filters = list(tf.get_logger().filters)
+    for _ in range(5):
+        model = space.build(space.reference_genome(), input_shape=(8, 8, 3), num_classes=4)
+        training.fit(model, pipeline, config, num_classes=4, validation=pipeline)
+        training.evaluate(model, pipeline, num_classes=4)
+        assert model.train_function.experimental_get_tracing_count() == 1
+        assert model.test_function.experimental_get_tracing_count() == 1
+    assert handler.messages == []
+    # TensorFlow did warn (train_function and test_function each crossed 5 traces), and only those were dropped ...
+    assert sorted(d._total_warning_count for d in detectors._detectors.values()) == [1, 1]
+    # ... and only while lqsearch ran the models: the user's process keeps its filters.
+    assert tf.get_logger().filters == filters
+
+
+def test_a_model_that_retraces_its_own_step_still_warns():
+    model = types.SimpleNamespace(train_function=types.SimpleNamespace(experimental_get_tracing_count=lambda: 2),
+                                  test_function=types.SimpleNamespace(experimental_get_tracing_count=lambda: 1))
+    quiet = training._NewModelTraces(model)
+
+    def record(function):
+        message = (f"5 out of the last 5 calls to <function Model.make_{function[:-9]}_function.<locals>.{function} at "
+                   f"0x7f00> triggered tf.function retracing. Tracing is expensive ...")
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    assert quiet.filter(record("train_function"))  # traced twice: a real retrace, kept
+    assert not quiet.filter(record("test_function"))  # traced once: this new model's own trace, dropped
+    assert quiet.filter(record("predict_function"))  # not made yet: kept
+    assert quiet.filter(logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, "another warning", None, None))

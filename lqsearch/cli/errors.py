@@ -2,16 +2,14 @@
 
 An expected failure is bad input or an unusable environment the user can fix:
 it exits with code 2 and one line on stderr that names the file or key, says
-what is wrong and gives the fix. These are exactly the classes in
-`EXPECTED_ERRORS`; a plain `ValueError` or any other exception is a bug, which
-exits with code 1 and one line pointing to `--debug` (the full traceback).
+what is wrong and gives the fix. These are exactly `EXPECTED_ERRORS`: any
+`lqsearch.errors.LqsearchError` (usage, recipe, YAML, data, run directory,
+registry) and `OSError`. A plain `ValueError` or any other exception is a bug,
+which exits with code 1 and one line pointing to `--debug` (the full traceback).
 """
 from __future__ import annotations
 
-from lqsearch.data import DataError
-from lqsearch.deploy.registry_files import RegistryError
-from lqsearch.run.recipes import RecipeError
-from lqsearch.run.validation import RunDirError
+from lqsearch.errors import LqsearchError, UsageError
 
 __all__ = ["UsageError", "EXPECTED_ERRORS", "one_line", "EXIT_USAGE", "EXIT_BUG", "EXIT_INTERRUPTED"]
 
@@ -20,13 +18,9 @@ EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
 
 
-class UsageError(Exception):
-    """Bad command-line input; printed as one line, exit code 2."""
-
-
-#: Refusals of input the user gave (command line, recipe, data, run directory, registry) and OS errors on
-#: the paths the user gave (a full disk, a file removed meanwhile): exit code 2 and one line.
-EXPECTED_ERRORS = (UsageError, RecipeError, DataError, RunDirError, RegistryError, OSError)
+#: Refusals of input the user gave (command line, recipe, data, run directory, registry: one base class) and OS
+#: errors on the paths the user gave (a full disk, a file removed meanwhile): exit code 2 and one line.
+EXPECTED_ERRORS = (LqsearchError, OSError)
 
 
 def one_line(error: BaseException) -> str:

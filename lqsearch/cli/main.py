@@ -1,6 +1,7 @@
-"""`lqsearch` command line: `profile`, `recipe ...`, `zoo ...`.
+"""`lqsearch` command line: `profile`, `recipe ...`, `zoo ...`, `--version`.
 
-Bad input exits with code 2 and one line on stderr: what is wrong, the valid
+Bad input (any `lqsearch.errors.LqsearchError`, or an OSError on a path the
+user gave) exits with code 2 and one line on stderr: what is wrong, the valid
 choices, and how to fix it (see `lqsearch.cli.errors`). Anything unexpected
 exits with code 1 and one line; `--debug`, anywhere on the command line, shows
 the traceback instead.
@@ -17,6 +18,7 @@ from typing import List, NoReturn, Optional
 # machine without CUDA; level 3 keeps the command line to its own one-line messages.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from lqsearch._version import __version__  # noqa: E402
 from lqsearch.cli import profile, recipe, zoo  # noqa: E402  (after quieting TensorFlow's C++ logs)
 from lqsearch.cli.errors import (  # noqa: E402
     EXIT_BUG,
@@ -43,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The `lqsearch` argument parser with every command registered."""
     parser = _Parser(prog="lqsearch", description="Evolutionary search for binary neural networks.")
     parser.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an unexpected error")
+    parser.add_argument("--version", action="version", version=f"lqsearch {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     profile.add_commands(sub)
@@ -53,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(argv: List[str]) -> int:
     parser = build_parser()
-    args, extras = parser.parse_known_args(argv)
+    try:
+        args, extras = parser.parse_known_args(argv)
+    except SystemExit as done:  # --help or --version printed and argparse stopped (its errors are UsageErrors)
+        return int(done.code or 0)
     if extras:
         # key=value overrides may come after options (`run NAME --smoke a.b=1`).
         unknown = [e for e in extras if "=" not in e or e.startswith("-")]
@@ -77,7 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
     try:
         return _run(argv)
-    except EXPECTED_ERRORS as error:
+    except EXPECTED_ERRORS as error:  # LqsearchError (bad input) and OSError
         if debug:
             traceback.print_exc()
         print(f"lqsearch: error: {one_line(error)}", file=sys.stderr)

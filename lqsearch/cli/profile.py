@@ -64,8 +64,9 @@ def parse_genome_arg(space, text: Optional[str]):
     if any(not item.strip() for item in items):
         raise UsageError(f"--genome {text!r} has an empty value; give one number per gene, separated by commas, "
                          f"{GENOME_EXAMPLE}.")
+    values = [_parse_number(item) for item in items]  # its UsageError is not the space's ValueError below
     try:
-        return space.genome([_parse_number(item) for item in items])
+        return space.genome(values)
     except ValueError as error:
         raise UsageError(f"--genome {text!r}: {error}") from None
 

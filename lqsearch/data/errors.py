@@ -1,7 +1,4 @@
-"""`DataError`: bad dataset input. This module imports nothing else of lqsearch."""
+"""`DataError`: bad dataset input (defined in `lqsearch.errors`; kept here for the data modules' imports)."""
+from lqsearch.errors import DataError
 
 __all__ = ["DataError"]
-
-
-class DataError(ValueError):
-    """Bad dataset name, file, array or option: the message says what and how to fix it."""

@@ -24,6 +24,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import tensorflow as tf
 
 from lqsearch.checks import did_you_mean
+from lqsearch.errors import HashMismatchError, RegistryError
 from lqsearch.io import folder_problem, make_dirs
 
 __all__ = ["RegistryRoot", "RegistryError", "HashMismatchError", "default_registry", "default_cache_dir",
@@ -40,14 +41,6 @@ FILE_KINDS = ("weights", "tflite", "readme")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 #: A registry root argument: a local folder, an http(s) URL, or None for `default_registry()`.
 Registry = Optional[Union[str, os.PathLike]]
-
-
-class RegistryError(ValueError):
-    """A registry that cannot be read or written, a malformed registry file, or an unknown name or version."""
-
-
-class HashMismatchError(RegistryError):
-    """A registry file's sha256 differs from the one its card (or index) records."""
 
 
 def default_registry() -> str:

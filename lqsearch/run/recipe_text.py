@@ -14,15 +14,12 @@ import importlib.resources
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
+from lqsearch.errors import RecipeError
 from lqsearch.run import yaml_text
 
 __all__ = ["RecipeError", "list_recipes", "read_recipe_text", "parse_override", "parse_overrides", "apply_overrides"]
 
 _REPO_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-
-
-class RecipeError(ValueError):
-    """An invalid recipe, key or value; the message says what to change."""
 
 
 def _recipe_files() -> Dict[str, Any]:

@@ -28,6 +28,7 @@ from lqsearch import io, spaces
 from lqsearch.cost import CostCache
 from lqsearch.data import DataError
 from lqsearch.deploy import registry
+from lqsearch.errors import RunDirError
 from lqsearch.run import recipes
 
 __all__ = ["validate", "ValidatedRun", "RunDirError", "check_run_dir", "minimum_image_size", "RECIPE_FILE",
@@ -38,10 +39,6 @@ RECIPE_FILE = "recipe.yaml"
 PUBLISHED_FILE = "published.json"
 #: The largest image side the minimum-size search tries (a bound on its loop).
 MAX_IMAGE_SIDE = 4096
-
-
-class RunDirError(ValueError):
-    """The output directory cannot be used for this recipe; the message says why."""
 
 
 @dataclasses.dataclass(frozen=True)

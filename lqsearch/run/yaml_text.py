@@ -14,15 +14,13 @@ from typing import Any
 
 import yaml
 
+from lqsearch.errors import YamlError
+
 __all__ = ["YamlError", "load", "load_scalar"]
 
 #: Floats YAML 1.2 reads but YAML 1.1 does not: an exponent without a dot or without a sign (`2e6`, `1.5e6`, `1E-3`).
 _YAML12_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class YamlError(ValueError):
-    """Text that is not valid YAML for a recipe; the message names the source, the line and the column."""
 
 
 class _RecipeLoader(yaml.SafeLoader):
