@@ -190,6 +190,11 @@ def mobilenet():
 def test_write_report_vgg_full(tmp_path, vgg):
     results, best = _synthetic_results(vgg)
     results["stop_reason"] = "max_trials reached"
+    iso = dict(_study_row("Uniform at the searched FLOPs", "uniform", vgg.uniform(1), best["flops"] * 1.004,
+                          [82.0, 82.5, 82.1]), multiplier=0.766)
+    results["study"].append(iso)
+    for row in results["study"]:
+        row["flops_ratio_to_winner"] = row["flops"] / best["flops"]
     paths = report.write_report(tmp_path, results, space=vgg)
 
     assert set(paths) == {"report", "study", "accuracy_vs_flops", "layers", "fitness"}
@@ -230,6 +235,8 @@ def test_write_report_vgg_full(tmp_path, vgg):
     assert "| Searched | searched |" in study and "83.43 ± 0.45" in study and "83.40, 83.00, 83.90" in study
     assert "mean ± std, 3 seeds" in study and "top-5" not in study
     assert "**Verdict:** Searched beats Uniform-1x" in study
+    assert "| FLOPs / winner |" in study and "| Uniform at the searched FLOPs | uniform | 0.766x every layer |" in study
+    assert "| 1.004 |" in study and "| 1.000 |" in study
     assert "[final](final)" in text
     assert "- 04: OOM | out of memory" in text
     for key in ("study", "accuracy_vs_flops", "layers", "fitness"):

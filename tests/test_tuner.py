@@ -201,16 +201,30 @@ def test_latency_aware_fitness(dataset, tmp_path):
         _tuner(space, dataset, tmp_path, cost_metric="energy")
 
 
+def _dominates(a, b):
+    """`a` is at least as accurate at no more FLOPs, and strictly better on one of them."""
+    return (a["accuracy"] >= b["accuracy"] and a["flops"] <= b["flops"]
+            and (a["accuracy"] > b["accuracy"] or a["flops"] < b["flops"]))
+
+
 @pytest.mark.slow
-def test_pareto_set_is_non_dominated(dataset, tmp_path):
+def test_pareto_set_is_non_dominated(dataset, tmp_path, monkeypatch):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
     tuner = _tuner(space, dataset, tmp_path, max_trials=3, evaluation=EvaluationConfig(epochs=0))
     tuner.search(verbose=0)
+    records = tuner.trial_records()
+    completed = [r for r in records if r["status"] == "COMPLETED"]
+    # A less accurate twin of every trial at the same FLOPs: dominated only through the accuracy tie-break.
+    twins = [dict(r, trial_id=f"{r['trial_id']}-worse", accuracy=r["accuracy"] - 1.0) for r in completed]
+    monkeypatch.setattr(tuner, "trial_records", lambda: records + twins)
     front = tuner.pareto_set()
-    others = [r for r in tuner.trial_records() if r["status"] == "COMPLETED"]
+    others = completed + twins
     assert front
     for point in front:
-        assert not any(o["accuracy"] >= point["accuracy"] and o["flops"] < point["flops"] for o in others)
+        assert not any(_dominates(o, point) for o in others), (point["trial_id"], "is dominated")
+    front_ids = {point["trial_id"] for point in front}
+    for other in others:
+        assert other["trial_id"] in front_ids or any(_dominates(p, other) for p in front), other["trial_id"]
 
 
 class _Lines(SearchCallback):

@@ -128,13 +128,17 @@ def _study_lines(results: Mapping[str, Any], space) -> List[str]:
     seeds = len(rows[0]["test_accuracy"])
     top5 = any("test_top5" in row for row in rows)
     latency = any("latency_s" in row for row in rows)
-    header = ["Model", "Kind", "Genome", "FLOPs (M)", "FLOPs ratio", "Memory (KiB)",
+    header = ["Model", "Kind", "Genome", "FLOPs (M)", "FLOPs ratio", "FLOPs / winner", "Memory (KiB)",
               f"Test top-1 % (mean ± std, {seeds} seed{'s' if seeds != 1 else ''})", "Per seed"]
     header += ["Test top-5 % (mean)"] * top5 + ["LCE latency (ms)"] * latency
     body = []
     for row in rows:
-        cells = [row["label"], row["kind"], view.genome_text(space, row["genome"]), view.mflops(row["flops"]),
-                 view.ratio(row["flops"], results.get("reference_flops")), view.kib(row["memory_bits"]),
+        genome = (f"{row['multiplier']:g}x every layer" if row.get("multiplier") is not None
+                  else view.genome_text(space, row["genome"]))
+        to_winner = row.get("flops_ratio_to_winner")
+        cells = [row["label"], row["kind"], genome, view.mflops(row["flops"]),
+                 view.ratio(row["flops"], results.get("reference_flops")),
+                 f"{to_winner:.3f}" if to_winner is not None else view.MISSING, view.kib(row["memory_bits"]),
                  f"{row['test_accuracy_mean']:.2f} ± {row['test_accuracy_std']:.2f}",
                  ", ".join(f"{a:.2f}" for a in row["test_accuracy"])]
         if top5:
@@ -148,7 +152,9 @@ def _study_lines(results: Mapping[str, Any], space) -> List[str]:
         lines += ["", f"**Verdict:** {results['study_verdict']}"]
     comparisons = results.get("study_comparisons") or []
     if comparisons:
-        lines += ["", "Every comparison (Welch's t-test, significance 0.05):", ""] + [f"- {c}" for c in comparisons]
+        lines += ["", "Every comparison (paired t-test where the seeds pair, else Welch's; Holm-adjusted p over the "
+                  "binary rows; significance 0.05; detectable differences at 80% power):", ""]
+        lines += [f"- {c}" for c in comparisons]
     final = results.get("final")
     if final and final.get("model_dir"):
         lines += ["", f"The search's winner, first seed, is saved in [{final['model_dir']}]({final['model_dir']})."]
