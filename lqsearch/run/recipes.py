@@ -81,6 +81,8 @@ class FinalSettings(Config):
         seeds: trainings per row, seeds `search.seed`, `search.seed + 1`, ...
         random_search: add the best of a random search with the same budget.
         float_twin: add the full-precision twin of the winner.
+        band: rows whose FLOPs are within this relative band of the winner's count as equal cost
+            (0.05: +-5%); the verdict's first sentence compares the winner with the best of them.
     """
 
     epochs: int = Field(2, ge=0)
@@ -89,6 +91,7 @@ class FinalSettings(Config):
     seeds: int = Field(1, ge=1)
     random_search: bool = False
     float_twin: bool = False
+    band: float = Field(0.05, gt=0, lt=1)
 
     def config(self) -> TrainingConfig:
         """The final trainings' `TrainingConfig` (`training` with `epochs`)."""

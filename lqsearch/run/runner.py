@@ -192,7 +192,9 @@ def run_study(recipe: recipes.Recipe, tuner, dataset, out_dir: Path, random_best
     """Final-trains every row of the study over the recipe's seeds; the table, its verdict and `final/`."""
     completed = sorted((t for t in tuner.trial_records() if t["status"] == "COMPLETED"), key=lambda t: -t["fitness"])
     rows = study.entries(tuner.space, searched=completed[: recipe.final.top_n], baselines=recipe.search.baselines,
-                         quantizer=tuner.quantizer, random_best=random_best, float_twin=recipe.final.float_twin)
+                         quantizer=tuner.quantizer, random_best=random_best, float_twin=recipe.final.float_twin,
+                         input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                         max_flops=recipe.search.max_flops)
     config = recipe.final.config()
     seeds = [recipe.search.seed + i for i in range(recipe.final.seeds)]
     progress.say(f"Study: {len(rows)} architectures x {len(seeds)} seeds, {config.epochs} epochs each, on the full "
@@ -206,8 +208,9 @@ def run_study(recipe: recipes.Recipe, tuner, dataset, out_dir: Path, random_best
         final = {"genome": winner["genome"], "model_dir": FINAL_DIR, "trial_id": completed[0]["trial_id"],
                  "test_accuracy": winner["test_accuracy"][0], "test_accuracy_mean": winner["test_accuracy_mean"],
                  "test_top5": (winner.get("test_top5") or [None])[0], "seeds": seeds}
-    return {"study": table, "study_verdict": verdict.main_verdict(table),
-            "study_comparisons": [c["sentence"] for c in verdict.comparisons(table)], "final": final}
+    band = recipe.final.band
+    return {"study": table, "study_verdict": verdict.main_verdict(table, band=band),
+            "study_comparisons": [c["sentence"] for c in verdict.comparisons(table, band=band)], "final": final}
 
 
 def _publishable_copy(source: Path, target: Path) -> None:
