@@ -8,7 +8,8 @@ import pytest
 import tensorflow_datasets as tfds
 from data_helpers import collect
 
-from lqsearch import data
+from lqsearch import data, training
+from lqsearch.run import recipes, runner
 from lqsearch.testing.imagenet_files import imagenet_synsets, imagenet_validation_synsets
 
 
@@ -45,3 +46,17 @@ def test_imagenet_splits_yield_their_stated_counts(synthetic_imagenet, split):
     if split.startswith("search"):
         per_class = 2 if split == "search_train" else 1
         assert np.bincount(labels, minlength=1000).tolist() == [per_class] * 1000
+
+
+def test_resnet18_imagenet_width_data_has_known_lengths_at_the_presets_batch(synthetic_imagenet):
+    """Issue 20: the recipe's data with only sizes overridden; the preset's batch equals the data batch (256)."""
+    recipe = recipes.load_recipe("resnet18_imagenet_width", [
+        f"data.data_dir={synthetic_imagenet.data_dir}", "data.image_size=16",
+        "data.search_train_per_class=2", "data.search_val_per_class=1"])
+    dataset = runner.load_data(recipe)
+    config = recipe.evaluation.training.config()
+    assert config.batch_size == dataset.batch_size == 256
+    for split in data.SPLITS:
+        batch = config.batch_size if split in ("train", "search_train") else dataset.eval_batch_size
+        assert training.steps_in(dataset.batched(split, batch), config) == dataset.num_batches(split), split
+    assert sum(1 for _ in dataset.batched("search_train", config.batch_size)) == dataset.num_batches("search_train")

@@ -34,14 +34,18 @@ def build_pipeline(stream, *, split, family, size, opts, native_size, num_exampl
         opts: the `_Options`.
         native_size: (H, W) of the in-memory stream's images, or None for a
             stream read from disk (images of varying size, bounded shuffle).
-        num_examples: size of the stream.
+        num_examples: the exact size of the stream; the pipeline states it
+            (`cardinality()`), and iterating a stream of another size raises.
 
     Returns:
         A batched, prefetched `tf.data.Dataset` of (float32 images in [0, 1],
-        int32 labels).
+        int32 labels), of known cardinality.
     """
     training = split in ("train", "search_train")
     size = tuple(int(s) for s in size)
+    # Every pipeline states its length (a filtered stream does not know it), so an epoch is one pass
+    # whatever the batch size; a stream that turns out shorter or longer fails at that point.
+    stream = stream.apply(tf.data.experimental.assert_cardinality(num_examples))
     stream = stream.map(lambda image, label: (image, tf.cast(label, tf.int32)))
     in_memory = native_size is not None
     if family != "imagenet" and in_memory and tuple(native_size) != size:
