@@ -3,12 +3,15 @@
 The session fixtures `synthetic_imagenet` and `synthetic_cifar10` (tests/conftest.py)
 prepare them once with tfds' own builders; nothing is mocked and nothing is downloaded.
 """
+import json
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from data_helpers import collect
+from data_helpers import check_batch, collect, count_decodes
 
 from lqsearch import data, training
+from lqsearch.data import subsets
 from lqsearch.run import recipes, runner
 from lqsearch.testing.imagenet_files import imagenet_synsets, imagenet_validation_synsets
 
@@ -60,3 +63,128 @@ def test_resnet18_imagenet_width_data_has_known_lengths_at_the_presets_batch(syn
         batch = config.batch_size if split in ("train", "search_train") else dataset.eval_batch_size
         assert training.steps_in(dataset.batched(split, batch), config) == dataset.num_batches(split), split
     assert sum(1 for _ in dataset.batched("search_train", config.batch_size)) == dataset.num_batches("search_train")
+
+
+@pytest.mark.parametrize("train_per_class", [2, None], ids=["shen_subsets", "phan_rest"])
+def test_a_pass_over_a_search_split_decodes_only_its_own_images(synthetic_imagenet, monkeypatch, train_per_class):
+    """Shen: 1 + 2 per class stored subsets; Phan: 1 per class search_val, search_train all the rest."""
+    decodes = count_decodes(monkeypatch)
+    dataset = data.load_dataset("imagenet2012", data_dir=synthetic_imagenet.data_dir, batch_size=64, image_size=16,
+                                search_val_per_class=1, search_train_per_class=train_per_class)
+    for split in ("search_val", "search_train"):
+        before = decodes.count
+        used = sum(len(labels) for _, labels in dataset.pipeline(split))
+        ratio = (decodes.count - before) / used
+        print(f"{split} ({train_per_class=}): {decodes.count - before} decodes for {used} images = {ratio:.2f}")
+        assert used == dataset.num_examples(split) and ratio <= 1.1, (split, ratio)
+
+
+# ----------------------------------------------------------------------------- search subsets stored once
+
+def _subset_options(synthetic_imagenet, subset_dir, **options):
+    return dict(data_dir=synthetic_imagenet.data_dir, subset_dir=subset_dir, batch_size=64, image_size=16,
+                search_val_per_class=1, search_train_per_class=2, **options)
+
+
+@pytest.mark.slow
+def test_search_subsets_are_stored_once_as_encoded_shards_and_reused(synthetic_imagenet, tmp_path, monkeypatch):
+    first = data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path))
+    folder = tmp_path / "imagenet2012" / "5.1.0" / "val1_train2"
+    shards = sorted(folder.glob("*.tfrecord"))
+    assert [path.name for path in shards] == ["search_train-00000.tfrecord", "search_train-00001.tfrecord",
+                                              "search_val-00000.tfrecord"]  # 2,000 = 1,024 + 976; 1,000
+    assert all(path.stat().st_mode & 0o777 == 0o644 for path in [*shards, folder / subsets.MANIFEST])
+    assert not list(folder.glob(".*.tmp"))
+    written = {path: path.stat().st_mtime_ns for path in shards}
+    monkeypatch.setattr(subsets, "_write_subsets", lambda *args: pytest.fail("selected again"))
+    again = data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path))  # e.g. a resumed run
+    assert {path: path.stat().st_mtime_ns for path in shards} == written
+    np.testing.assert_array_equal(collect(first.search_val)[1], collect(again.search_val)[1])
+    assert (again.num_search_train, again.num_search_val) == (2000, 1000)
+
+
+@pytest.mark.slow
+def test_an_interrupted_selection_leaves_nothing_that_is_reused(synthetic_imagenet, tmp_path, monkeypatch):
+    write = subsets._ShardWriter.write
+    calls = []
+
+    def dying_write(self, image, label):
+        calls.append(1)
+        if len(calls) == 1500:
+            raise KeyboardInterrupt
+        write(self, image, label)
+
+    monkeypatch.setattr(subsets._ShardWriter, "write", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path))
+    folder = tmp_path / "imagenet2012" / "5.1.0" / "val1_train2"
+    assert not (folder / subsets.MANIFEST).exists() and not list(folder.glob(".*.tmp"))
+    monkeypatch.setattr(subsets._ShardWriter, "write", write)
+    dataset = data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path))
+    assert len(collect(dataset.search_train)[1]) == 2000
+
+
+@pytest.mark.slow
+def test_search_subsets_are_the_first_images_of_each_class_in_file_order(synthetic_imagenet, tmp_path):
+    limit = 1500  # in file order, so some classes have fewer than 3 images
+    dataset = data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path, train_limit=limit))
+    ordered = tfds.builder("imagenet2012", data_dir=str(synthetic_imagenet.data_dir)).as_dataset(
+        split="train", shuffle_files=False, as_supervised=True, decoders={"image": tfds.decode.SkipDecoding()})
+    expected, seen = {"search_val": [], "search_train": []}, np.zeros(1000, int)
+    for image, label in ordered.take(limit).as_numpy_iterator():
+        if seen[label] < 3:
+            expected["search_val" if seen[label] == 0 else "search_train"].append((image, label))
+        seen[label] += 1
+    folder = tmp_path / "imagenet2012" / "5.1.0" / f"val1_train2_limit{limit}"
+    manifest = json.loads((folder / subsets.MANIFEST).read_text())
+    stored = subsets.StoredSubsets(folder=folder, shards=manifest["shards"], counts=manifest["counts"])
+    for split, records in expected.items():
+        assert list(stored.stream(split).as_numpy_iterator()) == records
+        assert dataset.num_examples(split) == len(records)
+        assert len(collect(dataset.pipeline(split))[1]) == len(records)
+    assert dataset.num_train == limit
+
+
+def test_a_subset_folder_that_cannot_be_written_names_the_fix(synthetic_imagenet, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(data.DataError, match="subset_dir="):
+        data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, blocker))
+
+
+# ----------------------------------------------------------------------------- ImageNet options and errors
+
+@pytest.mark.slow
+def test_imagenet_pipelines_yield_float_images_in_the_unit_range(synthetic_imagenet, tmp_path):
+    dataset = data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path, test_limit=24))
+    assert (dataset.family, dataset.input_shape, dataset.num_classes, dataset.arrays) == (
+        "imagenet", (16, 16, 3), 1000, None)
+    assert (dataset.num_train, dataset.num_search_train, dataset.num_search_val, dataset.num_test) == (
+        3000, 2000, 1000, 24)
+    for split in data.SPLITS:
+        images, labels = check_batch(dataset, split)
+        assert images.shape == (min(64, dataset.num_examples(split)), 16, 16, 3)
+    # Evaluation pipelines are deterministic; training ones are augmented.
+    np.testing.assert_array_equal(collect(dataset.test)[0], collect(dataset.test)[0])
+
+
+def test_imagenet2012_default_crop_is_224(synthetic_imagenet):
+    dataset = data.load_dataset("imagenet2012", data_dir=synthetic_imagenet.data_dir, search_val_per_class=1,
+                                batch_size=4)
+    assert dataset.input_shape == (224, 224, 3)
+    assert check_batch(dataset, "train")[0].shape == (4, 224, 224, 3)
+
+
+def test_imagenet2012_errors(synthetic_imagenet, tmp_path):
+    with pytest.raises(data.DataError, match="manual_dir="):
+        data.load_dataset("imagenet2012", data_dir=tmp_path / "unprepared")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(data.DataError, match="missing ILSVRC2012_img_train.tar") as error:
+        data.load_dataset("imagenet2012", data_dir=tmp_path / "unprepared", manual_dir=empty)
+    assert str(empty) in str(error.value)
+    with pytest.raises(data.DataError, match="search_val_per_class"):
+        data.load_dataset("imagenet2012", data_dir=synthetic_imagenet.data_dir, search_fraction=0.1)
+    with pytest.raises(data.DataError, match="cannot hold"):  # 3 images per class, all of them in search_val
+        data.load_dataset("imagenet2012", data_dir=synthetic_imagenet.data_dir, subset_dir=tmp_path / "subsets",
+                          search_val_per_class=3)

@@ -17,7 +17,7 @@ __all__ = ["load_dataset", "from_arrays"]
 def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batch_size=128,
                  eval_batch_size=None, image_size=None, seed=0, search_fraction=None,
                  search_val_per_class=None, search_train_per_class=None, train_limit=None, test_limit=None,
-                 augment=True, family=None):
+                 augment=True, family=None, subset_dir=None):
     """Load a dataset and build its train / search / test pipelines.
 
     Arguments:
@@ -46,13 +46,17 @@ def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batc
         augment: augment the training pipelines (see the module docstring).
         family: "cifar", "imagenet" or "mnist" to override the augmentation
             family (default: from the source, or inferred from the images).
+        subset_dir: imagenet2012 only: folder where the search subsets are
+            stored once as encoded shards and reused (default:
+            `<data_dir>/lqsearch_subsets`; give it when data_dir is read-only).
 
     Returns:
         A `Dataset`.
 
     Raises:
         DataError: unknown source, bad option, missing or malformed data, or a
-            tfds dataset that is not prepared and may not be downloaded.
+            tfds dataset that is not prepared and may not be downloaded, or an
+            ImageNet subset folder that cannot be written.
     """
     spec = parse_source(source)
     opts = make_options(
@@ -61,7 +65,7 @@ def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batc
         search_train_per_class=search_train_per_class,
         train_limit=train_limit, test_limit=test_limit, augment=augment, family=family)
     if spec.family == "imagenet":
-        return load_imagenet(spec.name, opts, data_dir=data_dir, manual_dir=manual_dir)
+        return load_imagenet(spec.name, opts, data_dir=data_dir, manual_dir=manual_dir, subset_dir=subset_dir)
     if spec.kind == "tfds":
         arrays = _read_tfds(spec.name, data_dir=data_dir, download=download)
     elif spec.kind == "npz":

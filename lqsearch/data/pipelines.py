@@ -23,7 +23,7 @@ def _split_seed(seed, salt):
     return (int(seed) * 1_000_003 + salt) % (2**31 - 1)
 
 
-def build_pipeline(stream, *, split, family, size, opts, native_size, num_examples):
+def build_pipeline(stream, *, split, family, size, opts, native_size, num_examples, encoded=False):
     """Turn an unbatched (uint8 image, integer label) stream into a batched pipeline.
 
     Arguments:
@@ -34,6 +34,8 @@ def build_pipeline(stream, *, split, family, size, opts, native_size, num_exampl
         opts: the `_Options`.
         native_size: (H, W) of the in-memory stream's images, or None for a
             stream read from disk (images of varying size, bounded shuffle).
+        encoded: the stream holds encoded JPEG bytes instead of images (ImageNet):
+            they are shuffled encoded and decoded after, one decode per image used.
         num_examples: the exact size of the stream; the pipeline states it
             (`cardinality()`), and iterating a stream of another size raises.
 
@@ -55,6 +57,9 @@ def build_pipeline(stream, *, split, family, size, opts, native_size, num_exampl
         buffer = num_examples if in_memory else min(num_examples, STREAM_SHUFFLE_BUFFER)
         stream = stream.shuffle(max(buffer, 1), seed=_split_seed(opts.seed, _SALT[split]),
                                 reshuffle_each_iteration=True)
+    if encoded:
+        stream = stream.map(lambda image, label: (tf.io.decode_jpeg(image, channels=3), label),
+                            num_parallel_calls=tf.data.AUTOTUNE)
     if training and opts.augment and family != "mnist":
         stream = _augment(stream, family=family, size=size,
                           seed=_split_seed(opts.seed, _SALT["augment"] + _SALT[split]))
