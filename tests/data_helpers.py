@@ -81,18 +81,20 @@ class DecodeCounter:
 
     def __init__(self):
         self.count = 0
+        self.by_name = dict.fromkeys(self.NAMES, 0)
 
-    def _tick(self):
+    def _tick(self, name):
         self.count += 1
+        self.by_name[name] += 1
         return np.int32(0)
 
-    def wrap(self, decode):
+    def wrap(self, decode, name):
         """`decode`, plus a side effect that counts each call of the traced op (each image decoded)."""
         import tensorflow as tf
 
         def counted(*args, **kwargs):
             image = decode(*args, **kwargs)
-            tick = tf.py_function(self._tick, [], tf.int32)
+            tick = tf.py_function(lambda: self._tick(name), [], tf.int32)
             with tf.control_dependencies([tick]):
                 return tf.identity(image)
         return counted
@@ -110,5 +112,5 @@ def count_decodes(monkeypatch):
     for module in (tf.image, tf.io):
         for name in DecodeCounter.NAMES:
             if hasattr(module, name):
-                monkeypatch.setattr(module, name, counter.wrap(getattr(module, name)))
+                monkeypatch.setattr(module, name, counter.wrap(getattr(module, name), name))
     return counter

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from data_helpers import check_batch, collect, count_decodes
 
@@ -99,7 +100,8 @@ def test_search_subsets_are_stored_once_as_encoded_shards_and_reused(synthetic_i
     monkeypatch.setattr(subsets, "_write_subsets", lambda *args: pytest.fail("selected again"))
     again = data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path))  # e.g. a resumed run
     assert {path: path.stat().st_mtime_ns for path in shards} == written
-    np.testing.assert_array_equal(collect(first.search_val)[1], collect(again.search_val)[1])
+    np.testing.assert_array_equal(np.sort(collect(first.search_val)[1]), np.arange(1000))
+    np.testing.assert_array_equal(np.sort(collect(again.search_val)[1]), np.arange(1000))
     assert (again.num_search_train, again.num_search_val) == (2000, 1000)
 
 
@@ -156,7 +158,8 @@ def test_a_subset_folder_that_cannot_be_written_names_the_fix(synthetic_imagenet
 
 @pytest.mark.slow
 def test_imagenet_pipelines_yield_float_images_in_the_unit_range(synthetic_imagenet, tmp_path):
-    dataset = data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path, test_limit=24))
+    dataset = data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path, test_limit=24,
+                                                                  deterministic=True))
     assert (dataset.family, dataset.input_shape, dataset.num_classes, dataset.arrays) == (
         "imagenet", (16, 16, 3), 1000, None)
     assert (dataset.num_train, dataset.num_search_train, dataset.num_search_val, dataset.num_test) == (
@@ -164,8 +167,11 @@ def test_imagenet_pipelines_yield_float_images_in_the_unit_range(synthetic_image
     for split in data.SPLITS:
         images, labels = check_batch(dataset, split)
         assert images.shape == (min(64, dataset.num_examples(split)), 16, 16, 3)
-    # Evaluation pipelines are deterministic; training ones are augmented.
+    # Asked to be deterministic, evaluation pipelines give the same batches; ImageNet's default is throughput.
     np.testing.assert_array_equal(collect(dataset.test)[0], collect(dataset.test)[0])
+    assert dataset.test.options().deterministic
+    default = data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path))
+    assert not any(default.pipeline(split).options().deterministic for split in data.SPLITS)
 
 
 def test_imagenet2012_default_crop_is_224(synthetic_imagenet):
@@ -188,3 +194,29 @@ def test_imagenet2012_errors(synthetic_imagenet, tmp_path):
     with pytest.raises(data.DataError, match="cannot hold"):  # 3 images per class, all of them in search_val
         data.load_dataset("imagenet2012", data_dir=synthetic_imagenet.data_dir, subset_dir=tmp_path / "subsets",
                           search_val_per_class=3)
+
+
+# ----------------------------------------------------------------------------- ImageNet input throughput
+
+def test_imagenet_crops_decode_only_their_window(synthetic_imagenet, monkeypatch):
+    decodes = count_decodes(monkeypatch)
+    dataset = data.load_dataset("imagenet2012", data_dir=synthetic_imagenet.data_dir, batch_size=256, image_size=16,
+                                search_val_per_class=1, search_train_per_class=2)
+    for split in ("search_train", "search_val"):
+        collect(dataset.pipeline(split))
+    assert decodes.by_name == {"decode_image": 0, "decode_jpeg": 0, "decode_and_crop_jpeg": 3000}
+
+
+def test_the_fused_centre_crop_matches_resizing_then_cropping():
+    from lqsearch.data import pipelines
+
+    rng = np.random.default_rng(0)
+    for height, width in ((300, 400), (500, 333), (64, 64)):
+        smooth = np.kron(rng.integers(0, 256, size=(height // 16 + 1, width // 16 + 1, 3)), np.ones((16, 16, 1)))
+        encoded = tf.io.encode_jpeg(smooth[:height, :width].astype(np.uint8), quality=95)
+        fused = pipelines._decode_centre_crop(encoded, (224, 224)).numpy()
+        reference = pipelines._resize_centre_crop(tf.io.decode_jpeg(encoded), (224, 224)).numpy()
+        assert fused.shape == reference.shape == (224, 224, 3) and fused.dtype == reference.dtype == np.uint8
+        error = np.mean(np.abs(fused.astype(float) - reference))
+        print(f"{height}x{width}: mean |fused - reference| = {error:.2f}")
+        assert error < 6.0, (height, width)

@@ -102,11 +102,12 @@ class Options:
     test_limit: int | None
     augment: bool
     family: str | None
+    deterministic: bool | None = None
 
 
 def make_options(*, batch_size=128, eval_batch_size=None, image_size=None, seed=0,
                  search_fraction=None, search_val_per_class=None, search_train_per_class=None,
-                 train_limit=None, test_limit=None, augment=True, family=None):
+                 train_limit=None, test_limit=None, augment=True, family=None, deterministic=None):
     """Validate the options of `load_dataset` / `from_arrays` into an `_Options`.
 
     Raises:
@@ -135,6 +136,7 @@ def make_options(*, batch_size=128, eval_batch_size=None, image_size=None, seed=
                                          error=DataError),
         train_limit=check_int("train_limit", train_limit, minimum=1, allow_none=True, error=DataError),
         test_limit=check_int("test_limit", test_limit, minimum=1, allow_none=True, error=DataError),
-        augment=check_bool("augment", augment, error=DataError), family=family)
+        augment=check_bool("augment", augment, error=DataError), family=family,
+        deterministic=None if deterministic is None else check_bool("deterministic", deterministic, error=DataError))
 
 

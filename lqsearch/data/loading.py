@@ -17,7 +17,7 @@ __all__ = ["load_dataset", "from_arrays"]
 def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batch_size=128,
                  eval_batch_size=None, image_size=None, seed=0, search_fraction=None,
                  search_val_per_class=None, search_train_per_class=None, train_limit=None, test_limit=None,
-                 augment=True, family=None, subset_dir=None):
+                 augment=True, family=None, subset_dir=None, deterministic=None):
     """Load a dataset and build its train / search / test pipelines.
 
     Arguments:
@@ -49,6 +49,11 @@ def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batc
         subset_dir: imagenet2012 only: folder where the search subsets are
             stored once as encoded shards and reused (default:
             `<data_dir>/lqsearch_subsets`; give it when data_dir is read-only).
+        deterministic: `tf.data.Options.deterministic` of the pipelines: True
+            keeps the element order of parallel maps, False trades it for
+            throughput; None (default): False for ImageNet, True for in-memory
+            sources. `enable_op_determinism` (`training.seed_everything`) makes
+            every pipeline deterministic anyway.
 
     Returns:
         A `Dataset`.
@@ -63,7 +68,8 @@ def load_dataset(source, *, data_dir=None, manual_dir=None, download=False, batc
         batch_size=batch_size, eval_batch_size=eval_batch_size, image_size=image_size,
         seed=seed, search_fraction=search_fraction, search_val_per_class=search_val_per_class,
         search_train_per_class=search_train_per_class,
-        train_limit=train_limit, test_limit=test_limit, augment=augment, family=family)
+        train_limit=train_limit, test_limit=test_limit, augment=augment, family=family,
+        deterministic=deterministic)
     if spec.family == "imagenet":
         return load_imagenet(spec.name, opts, data_dir=data_dir, manual_dir=manual_dir, subset_dir=subset_dir)
     if spec.kind == "tfds":
