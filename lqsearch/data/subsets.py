@@ -93,7 +93,7 @@ def select_subsets(builder, ordered, folder, *, val_per_class, train_per_class, 
     problem = io.folder_problem(folder)
     if problem is not None:
         raise DataError(f"{builder.name}: the search subsets are stored once in {folder}, which {problem}. Fix: "
-                        "pass subset_dir= a writable folder (the recipe key data.subset_dir).")
+                        "pass load_dataset(..., subset_dir=) a writable folder, or a writable data_dir.")
     io.make_dirs(folder)
     with io.exclusive_lock(folder / ".lock", timeout=LOCK_TIMEOUT_S, purpose="selects the ImageNet search subsets"):
         stored = _read_manifest(folder, identity)  # another process may have written them meanwhile
