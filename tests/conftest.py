@@ -1,11 +1,17 @@
-"""Shared pytest set-up: quiet TensorFlow, a fresh Keras session per test, a timeout per kind of test."""
+"""Shared pytest set-up: quiet TensorFlow, a fresh Keras session per test, timeouts, real-format synthetic data."""
 import os
+import time
+import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import lqsearch` does: grouped-conv gradients on CPU
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
+
+from lqsearch.testing.cifar_files import prepare_synthetic_cifar10  # noqa: E402
+from lqsearch.testing.imagenet_files import prepare_synthetic_imagenet  # noqa: E402
 
 #: Seconds a test may take, by kind: a fast test that hangs fails in a minute, not in ten.
 TIMEOUTS = {"fast": 120, "slow": 300, "heavy": 1800}
@@ -26,3 +32,33 @@ def _fresh_keras_session():
     tf.keras.backend.clear_session()
     yield
     tf.keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def synthetic_imagenet(tmp_path_factory):
+    """ImageNet in the real ILSVRC2012 tar format, prepared once per session by tfds' own builder.
+
+    3 JPEGs for each of the 1000 synsets (3,000 train images) and the first 100
+    validation images; see `lqsearch.testing.imagenet_files`. Yields a namespace with
+    `data_dir` and `manual_dir` (for `load_dataset("imagenet2012", data_dir=...)`),
+    `per_class`, `val_images` and `prepare_seconds` (writing + tfds preparation).
+    """
+    root = tmp_path_factory.mktemp("synthetic_imagenet")
+    tfds.disable_progress_bar()
+    start = time.perf_counter()
+    prepare_synthetic_imagenet(root / "data", root / "manual", per_class=3, val_images=100)
+    return types.SimpleNamespace(data_dir=root / "data", manual_dir=root / "manual", per_class=3, val_images=100,
+                                 prepare_seconds=time.perf_counter() - start)
+
+
+@pytest.fixture(scope="session")
+def synthetic_cifar10(tmp_path_factory):
+    """CIFAR-10 in tfds' download format (`cifar-10-binary.tar.gz`), prepared once per session offline.
+
+    10 train and 4 test images per class; see `lqsearch.testing.cifar_files`. Yields a
+    namespace with `data_dir` (for `load_dataset("cifar10", data_dir=...)`) and `manual_dir`.
+    """
+    root = tmp_path_factory.mktemp("synthetic_cifar10")
+    tfds.disable_progress_bar()
+    prepare_synthetic_cifar10(root / "data", root / "manual", train_per_class=10, test_per_class=4)
+    return types.SimpleNamespace(data_dir=root / "data", manual_dir=root / "manual")

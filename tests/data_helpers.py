@@ -72,3 +72,45 @@ def check_batch(dataset, split):
     assert 0.0 <= images.min() and images.max() <= 1.0
     assert 0 <= labels.min() and labels.max() < dataset.num_classes
     return images, labels
+
+
+class DecodeCounter:
+    """Counts, at run time, the images decoded by tf.image / tf.io decode ops (see `count_decodes`)."""
+
+    NAMES = ("decode_image", "decode_jpeg", "decode_and_crop_jpeg")
+
+    def __init__(self):
+        self.count = 0
+        self.by_name = dict.fromkeys(self.NAMES, 0)
+
+    def _tick(self, name):
+        self.count += 1
+        self.by_name[name] += 1
+        return np.int32(0)
+
+    def wrap(self, decode, name):
+        """`decode`, plus a side effect that counts each call of the traced op (each image decoded)."""
+        import tensorflow as tf
+
+        def counted(*args, **kwargs):
+            image = decode(*args, **kwargs)
+            tick = tf.py_function(lambda: self._tick(name), [], tf.int32)
+            with tf.control_dependencies([tick]):
+                return tf.identity(image)
+        return counted
+
+
+def count_decodes(monkeypatch):
+    """Patch every public decode op of tf.image and tf.io with a counting wrapper; returns the `DecodeCounter`.
+
+    Patch BEFORE building the pipelines (tfds and lqsearch look the ops up when their map
+    functions are traced); `counter.count` then grows by one per decoded image.
+    """
+    import tensorflow as tf
+
+    counter = DecodeCounter()
+    for module in (tf.image, tf.io):
+        for name in DecodeCounter.NAMES:
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, counter.wrap(getattr(module, name), name))
+    return counter

@@ -1,7 +1,7 @@
 """Tests for lqsearch.data: every source, the splits, augmentation (bad input: test_data_errors.py).
 
-All offline: tfds sources run under `tfds.testing.mock_data`, local files are
-written by the tests, and the real Debian Fashion-MNIST files are used only if
+All offline: tfds sources run under `tfds.testing.mock_data` (ImageNet on its real
+format: test_data_real_format.py), local files are written by the tests, and the real Debian Fashion-MNIST files are used only if
 installed (CI installs `dataset-fashion-mnist`).
 """
 import gzip
@@ -11,13 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import tensorflow_datasets as tfds
 from data_helpers import check_batch, collect, fashion_dir, image_ids, small_arrays, write_npz
 
 from lqsearch import data
 from lqsearch.data import readers
-from lqsearch.data.imagenet import IMAGENET_MANUAL_FILES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -158,78 +156,6 @@ def test_tfds_source_that_is_not_prepared_names_the_fix(tmp_path):
     assert "not prepared" in str(error.value) and "download=True" in str(error.value)
     assert str(tmp_path) in str(error.value)
     assert "data.data_dir=DIR" in str(error.value) and "dataset=embedded" in str(error.value)  # what a recipe can set
-
-
-def fake_imagenet(self, split, decoders=None, read_config=None, **kwargs):
-    """Mocked `_as_dataset` for imagenet2012: 24 images of varying size, labels 0..3."""
-    del self, split, decoders, read_config, kwargs
-
-    def examples():
-        rng = np.random.default_rng(0)
-        for index in range(24):
-            height, width = rng.integers(40, 90, size=2)
-            yield {"image": rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8),
-                   "label": index % 4, "file_name": f"n{index:08d}.JPEG"}
-    signature = {"image": tf.TensorSpec((None, None, 3), tf.uint8),
-                 "label": tf.TensorSpec((), tf.int64),
-                 "file_name": tf.TensorSpec((), tf.string)}
-    stream = tf.data.Dataset.from_generator(examples, output_signature=signature)
-    return stream.apply(tf.data.experimental.assert_cardinality(24))
-
-
-@pytest.fixture(name="imagenet_manual_dir")
-def fixture_imagenet_manual_dir(tmp_path):
-    """A manual dir holding (empty) ILSVRC2012 tar files; mock_data never reads them."""
-    for file_name in IMAGENET_MANUAL_FILES:
-        (tmp_path / file_name).write_bytes(b"")
-    return tmp_path
-
-
-def test_imagenet2012_under_mock_data(imagenet_manual_dir):
-    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
-                                as_dataset_fn=fake_imagenet):
-        dataset = data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir,
-                                    train_limit=24, search_val_per_class=2, image_size=32,
-                                    batch_size=8)
-        assert (dataset.family, dataset.input_shape, dataset.num_classes) == (
-            "imagenet", (32, 32, 3), 1000)
-        assert (dataset.num_train, dataset.num_search_train, dataset.num_search_val,
-                dataset.num_test) == (24, 16, 8, 24)
-        assert dataset.arrays is None
-        for split in data.SPLITS:
-            images, labels = collect(dataset.pipeline(split))
-            assert images.shape == (dataset.num_examples(split), 32, 32, 3)
-            assert 0.0 <= images.min() and images.max() <= 1.0 and labels.dtype == np.int32
-        assert np.bincount(collect(dataset.search_val)[1]).tolist() == [2, 2, 2, 2]
-        assert np.bincount(collect(dataset.search_train)[1]).tolist() == [4, 4, 4, 4]
-        # Evaluation pipelines are deterministic; training ones are augmented.
-        np.testing.assert_array_equal(collect(dataset.test)[0], collect(dataset.test)[0])
-
-
-def test_imagenet2012_default_crop_is_224(imagenet_manual_dir):
-    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
-                                as_dataset_fn=fake_imagenet):
-        dataset = data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir,
-                                    train_limit=24, search_val_per_class=1, batch_size=4)
-        assert dataset.input_shape == (224, 224, 3)
-        assert check_batch(dataset, "train")[0].shape == (4, 224, 224, 3)
-
-
-def test_imagenet2012_errors(tmp_path, imagenet_manual_dir):
-    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
-                                as_dataset_fn=fake_imagenet):
-        with pytest.raises(data.DataError, match="manual_dir="):
-            data.load_dataset("imagenet2012")
-        empty = tmp_path / "empty"
-        empty.mkdir()
-        with pytest.raises(data.DataError, match="missing ILSVRC2012_img_train.tar") as error:
-            data.load_dataset("imagenet2012", manual_dir=empty)
-        assert str(empty) in str(error.value)
-        with pytest.raises(data.DataError, match="search_val_per_class"):
-            data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir,
-                              search_fraction=0.1)
-        with pytest.raises(data.DataError, match="cannot hold"):  # 24 images < 50 x 1000
-            data.load_dataset("imagenet2012", manual_dir=imagenet_manual_dir)
 
 
 # ----------------------------------------------------------------------------- splits

@@ -15,7 +15,9 @@ indices. Nothing is mean/std-normalized; do that in the model if wanted.
 Training pipelines (`train`, `search_train`) are shuffled with the seed and
 augmented per family (`lqsearch.data.pipelines`). In-memory sources hold their uint8 images in
 memory; when `image_size` resizes them, the resized uint8 images are cached
-before augmentation. ImageNet streams from disk and is not cached.
+before augmentation. ImageNet streams encoded JPEGs from disk and decodes each
+image in the pass that uses it; its search subsets are selected once and stored as
+encoded shards (`lqsearch.data.subsets`). Every pipeline states its length.
 Sources: see `list_sources()`.
 """
 from lqsearch.data.config import DataConfig

@@ -30,6 +30,13 @@ class DataConfig(Config):
         train_limit, test_limit: keep a stratified subset of this size (ImageNet: the first in file order).
         augment: augment the training pipelines.
         family: "cifar", "imagenet" or "mnist" to override the augmentation family.
+        subset_dir: imagenet2012 only: the folder where the search subsets are stored once as
+            encoded shards and reused (default `<data_dir>/lqsearch_subsets`; set it when data_dir
+            is read-only).
+        deterministic: `tf.data.Options.deterministic` of the pipelines: True keeps the element
+            order of parallel maps, False trades it for throughput; None: False for ImageNet, True
+            for in-memory sources. Op determinism (`training.seed_everything`) makes every pipeline
+            deterministic anyway.
 
     Raises:
         ConfigError: on an unknown option or a value out of range.
@@ -49,8 +56,10 @@ class DataConfig(Config):
     test_limit: Optional[int] = Field(None, ge=1)
     augment: bool = True
     family: Optional[Literal["cifar", "imagenet", "mnist"]] = None
+    subset_dir: Optional[str] = None
+    deterministic: Optional[bool] = None
 
-    @field_validator("data_dir", "manual_dir", mode="before")
+    @field_validator("data_dir", "manual_dir", "subset_dir", mode="before")
     @classmethod
     def _path_as_text(cls, value):
         return os.fspath(value) if isinstance(value, os.PathLike) else value

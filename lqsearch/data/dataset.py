@@ -102,6 +102,7 @@ class Options:
     test_limit: int | None
     augment: bool
     family: str | None
+    deterministic: bool | None = None
 
 
 def make_options(config: DataConfig) -> Options:
@@ -110,7 +111,8 @@ def make_options(config: DataConfig) -> Options:
         batch_size=config.batch_size, eval_batch_size=config.eval_batch_size or config.batch_size,
         image_size=config.image_hw, seed=config.seed, search_fraction=config.search_fraction,
         search_val_per_class=config.search_val_per_class, search_train_per_class=config.search_train_per_class,
-        train_limit=config.train_limit, test_limit=config.test_limit, augment=config.augment, family=config.family)
+        train_limit=config.train_limit, test_limit=config.test_limit, augment=config.augment, family=config.family,
+        deterministic=config.deterministic)
 
 
 def data_config(config: DataConfig | None, options: dict) -> DataConfig:

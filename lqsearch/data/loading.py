@@ -32,14 +32,16 @@ def load_dataset(source, config=None, **options):
 
     Raises:
         DataError: unknown source, bad option, missing or malformed data, or a
-            tfds dataset that is not prepared and may not be downloaded.
+            tfds dataset that is not prepared and may not be downloaded, or an
+            ImageNet subset folder that cannot be written (set `subset_dir`).
     """
     spec = parse_source(source)
     config = data_config(config, options)
     opts = make_options(config)
     data_dir, manual_dir, download = config.data_dir, config.manual_dir, config.download
+    subset_dir = config.subset_dir
     if spec.family == "imagenet":
-        return load_imagenet(spec.name, opts, data_dir=data_dir, manual_dir=manual_dir)
+        return load_imagenet(spec.name, opts, data_dir=data_dir, manual_dir=manual_dir, subset_dir=subset_dir)
     if spec.kind == "tfds":
         arrays = _read_tfds(spec.name, data_dir=data_dir, download=download)
     elif spec.kind == "npz":

@@ -5,6 +5,14 @@ augmented per family: "cifar" pads by 4 and random-crops, then flips;
 "imagenet" random-resized-crops to the crop size and flips, while the
 evaluation pipelines resize the shorter side to 256/224 of it and centre-crop;
 "mnist" gets no augmentation.
+
+ImageNet streams hold encoded JPEG bytes: the shuffle buffer holds bytes, training
+crops decode only their box (`tf.image.decode_and_crop_jpeg`, the box drawn by
+`sample_distorted_bounding_box` as in the Inception/ResNet preprocessing) and
+evaluation decodes only its centre crop. Images stay uint8 through the pipeline and
+each batch is cast to float32 in [0, 1] as its last step (the search spaces' models
+take float images in [0, 1]; casting inside the models would change every saved and
+deployed model). Every pipeline states its length.
 """
 import tensorflow as tf
 
@@ -23,7 +31,7 @@ def _split_seed(seed, salt):
     return (int(seed) * 1_000_003 + salt) % (2**31 - 1)
 
 
-def build_pipeline(stream, *, split, family, size, opts, native_size, num_examples):
+def build_pipeline(stream, *, split, family, size, opts, native_size, num_examples, encoded=False):
     """Turn an unbatched (uint8 image, integer label) stream into a batched pipeline.
 
     Arguments:
@@ -34,14 +42,20 @@ def build_pipeline(stream, *, split, family, size, opts, native_size, num_exampl
         opts: the `_Options`.
         native_size: (H, W) of the in-memory stream's images, or None for a
             stream read from disk (images of varying size, bounded shuffle).
-        num_examples: size of the stream.
+        encoded: the stream holds encoded JPEG bytes instead of images (ImageNet):
+            they are shuffled encoded and decoded after, one decode per image used.
+        num_examples: the exact size of the stream; the pipeline states it
+            (`cardinality()`), and iterating a stream of another size raises.
 
     Returns:
         A batched, prefetched `tf.data.Dataset` of (float32 images in [0, 1],
-        int32 labels).
+        int32 labels), of known cardinality.
     """
     training = split in ("train", "search_train")
     size = tuple(int(s) for s in size)
+    # Every pipeline states its length (a filtered stream does not know it), so an epoch is one pass
+    # whatever the batch size; a stream that turns out shorter or longer fails at that point.
+    stream = stream.apply(tf.data.experimental.assert_cardinality(num_examples))
     stream = stream.map(lambda image, label: (image, tf.cast(label, tf.int32)))
     in_memory = native_size is not None
     if family != "imagenet" and in_memory and tuple(native_size) != size:
@@ -52,21 +66,36 @@ def build_pipeline(stream, *, split, family, size, opts, native_size, num_exampl
         stream = stream.shuffle(max(buffer, 1), seed=_split_seed(opts.seed, _SALT[split]),
                                 reshuffle_each_iteration=True)
     if training and opts.augment and family != "mnist":
-        stream = _augment(stream, family=family, size=size,
-                          seed=_split_seed(opts.seed, _SALT["augment"] + _SALT[split]))
+        augment = _decode_random_crop_flip if encoded else (
+            _pad_crop_flip if family == "cifar" else _random_resized_crop_flip)
+        stream = _augment(stream, augment, size=size, seed=_split_seed(opts.seed, _SALT["augment"] + _SALT[split]))
     elif family == "imagenet":
-        stream = stream.map(lambda image, label: (_resize_centre_crop(image, size), label),
+        centre_crop = _decode_centre_crop if encoded else _resize_centre_crop
+        stream = stream.map(lambda image, label: (centre_crop(image, size), label),
                             num_parallel_calls=tf.data.AUTOTUNE)
-    stream = stream.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, label),
-                        num_parallel_calls=tf.data.AUTOTUNE)
+    # Images stay uint8 up to here; the batch is cast to float32 in [0, 1] in one step.
     batch_size = opts.batch_size if training else opts.eval_batch_size
-    return stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    batched = stream.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).map(
+        lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))
+    return batched.prefetch(tf.data.AUTOTUNE).with_options(_options(opts, deterministic=not encoded))
 
 
-def _augment(stream, *, family, size, seed):
-    """Apply the random augmentation of `family`, seeded per element and per epoch."""
+def _options(opts, *, deterministic):
+    """The `tf.data.Options` of a pipeline: `opts.deterministic`, else `deterministic` (the source's default).
+
+    Non-deterministic pipelines let parallel maps hand out elements as they are ready
+    (throughput); `tf.config.experimental.enable_op_determinism` makes them deterministic anyway.
+    """
+    options = tf.data.Options()
+    options.deterministic = deterministic if opts.deterministic is None else opts.deterministic
+    options.experimental_optimization.map_parallelization = True
+    options.experimental_optimization.parallel_batch = True
+    return options
+
+
+def _augment(stream, augment, *, size, seed):
+    """Apply the random `augment(image, seed pair, size)`, seeded per element and per epoch."""
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    augment = _pad_crop_flip if family == "cifar" else _random_resized_crop_flip
     return tf.data.Dataset.zip((stream, seeds)).map(
         lambda example, pair: (augment(example[0], pair, size), example[1]),
         num_parallel_calls=tf.data.AUTOTUNE)
@@ -90,15 +119,11 @@ def _pad_crop_flip(image, seed, size):
 
 
 def _random_resized_crop_flip(image, seed, size):
-    """ImageNet augmentation: crop 8%-100% of the area, aspect 3/4-4/3, resize, flip."""
+    """ImageNet augmentation of a decoded image: crop 8%-100% of the area, aspect 3/4-4/3, resize, flip."""
     box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    begin, box_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-        seed=box_seed, min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
-        area_range=(0.08, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True)
+    begin, box_size = _random_box(tf.shape(image), box_seed)
     crop = tf.slice(image, begin, box_size)
-    resized = tf.image.resize(crop, size, method="bilinear")
-    return tf.image.stateless_random_flip_left_right(resized, seed=flip_seed)
+    return tf.image.stateless_random_flip_left_right(_resize_uint8(crop, size), seed=flip_seed)
 
 
 def _resize_centre_crop(image, size):
@@ -107,7 +132,41 @@ def _resize_centre_crop(image, size):
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = target / tf.reduce_min(shape)
     new_shape = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), tf.constant(size))
-    resized = tf.image.resize(image, new_shape, method="bilinear")
+    resized = _resize_uint8(image, new_shape)
     top = (new_shape[0] - size[0]) // 2
     left = (new_shape[1] - size[1]) // 2
     return tf.image.crop_to_bounding_box(resized, top, left, size[0], size[1])
+
+
+def _random_box(shape, seed):
+    """A random crop box of an image of `shape` (8%-100% of the area, aspect 3/4-4/3): (begin, size)."""
+    begin, box_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed, min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True)
+    return begin, box_size
+
+
+def _decode_random_crop_flip(encoded, seed, size):
+    """ImageNet augmentation on JPEG bytes: decode only a random box (fused decode-and-crop), resize, flip."""
+    box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    begin, box_size = _random_box(tf.image.extract_jpeg_shape(encoded), box_seed)
+    window = tf.stack([begin[0], begin[1], box_size[0], box_size[1]])
+    crop = tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
+    return tf.image.stateless_random_flip_left_right(_resize_uint8(crop, size), seed=flip_seed)
+
+
+def _decode_centre_crop(encoded, size):
+    """ImageNet evaluation on JPEG bytes: decode only the centre crop `_resize_centre_crop` keeps, resize it.
+
+    The crop is the window that resizing the shorter side to 256/224 of `size` and cutting
+    `size` out of the middle would keep; it is decoded alone and resized to `size`.
+    """
+    shape = tf.image.extract_jpeg_shape(encoded)[:2]
+    target = round(max(size) * IMAGENET_RESIZE_RATIO)
+    scale = tf.cast(tf.reduce_min(shape), tf.float32) / target
+    crop = tf.cast(tf.round(tf.constant(size, tf.float32) * scale), tf.int32)
+    crop = tf.clip_by_value(crop, 1, shape)
+    offset = (shape - crop) // 2
+    window = tf.stack([offset[0], offset[1], crop[0], crop[1]])
+    return _resize_uint8(tf.image.decode_and_crop_jpeg(encoded, window, channels=3), size)

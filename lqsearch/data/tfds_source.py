@@ -1,7 +1,7 @@
 """tfds datasets as streams or checked arrays; ImageNet prepared from manual tar files.
 
 Nothing here downloads unless the caller asked (`download=True`); tests use
-`tfds.testing.mock_data`.
+`tfds.testing.mock_data`, and for ImageNet the real tar format (`lqsearch.testing.imagenet_files`).
 """
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 from lqsearch.data.errors import DataError
 from lqsearch.data.readers import check_arrays
 
-__all__ = ["tfds_stream", "read_tfds_arrays", "prepare_imagenet", "count_labels", "split_size"]
+__all__ = ["tfds_stream", "read_tfds_arrays", "prepare_imagenet", "split_size"]
 
 
 def tfds_stream(builder, split, **as_dataset_kwargs):
@@ -111,21 +111,6 @@ def prepare_imagenet(builder, manual_dir, required_files):
         raise DataError(f"{manual_dir}: preparing {builder.name!r} into {builder.data_dir} "
                           f"failed ({type(error).__name__}: {error}). Fix: check that the "
                           f"tar files are complete ({files}).") from None
-
-
-def count_labels(builder, split, *, limit, num_classes):
-    """Count the labels of the first `limit` examples of a tfds split, in file order.
-
-    The images are not decoded, but their records are read.
-
-    Returns:
-        An int64 array (num_classes,) of per-class counts.
-    """
-    stream = tfds_stream(builder, split, shuffle_files=False,
-                         decoders={"image": tfds.decode.SkipDecoding()}).take(limit)
-    labels = [batch.numpy() for batch in stream.map(lambda _, label: label).batch(4096)]
-    return np.bincount(np.concatenate(labels).astype(np.int64) if labels else
-                       np.zeros(0, np.int64), minlength=num_classes)
 
 
 def split_size(builder, stream, split):
