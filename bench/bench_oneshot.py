@@ -32,7 +32,7 @@ genome (`Supernet.train_standalone`: the computation of Keras training of the
 static model, checked by the tests, with native grouped convs; Keras runs
 grouped convs through XLA, which is several times slower per step on CPU). The
 cost ratio is against the static Keras scratch mode; the ratio against the
-study's own stand-alone runs (subset, fast trainer) is printed too.
+rank experiment's own stand-alone runs (subset, fast trainer) is printed too.
 
 Run (about 10-15 minutes on 2 busy CPU cores):
 
@@ -55,7 +55,7 @@ import tensorflow as tf  # noqa: E402
 
 import lqsearch.spaces  # noqa: E402
 from lqsearch.data import load_dataset  # noqa: E402
-from lqsearch.supernet import Supernet, accuracy, rank_correlation_study  # noqa: E402
+from lqsearch.supernet import Supernet, accuracy, measure_rank_correlation  # noqa: E402
 from lqsearch.supernet.training import standalone_optimizer  # noqa: E402
 
 #: space -> (options, Adam's initial learning rate of the supernet and of the 2-epoch stand-alone runs,
@@ -112,40 +112,40 @@ def oneshot_seconds(supernet, genome, dataset, batches, *, static=False):
     `static=True` times the extracted static model instead (build, copy weights, trace).
     """
     began = time.perf_counter()
-    supernet.evaluate(genome, dataset.search_val, recalibration_batches=batches,
-                      num_recalibration_batches=len(batches), static=static)
+    supernet.evaluate(genome, dataset.search_val, recalibration_data=batches,
+                      recalibration_batches=len(batches), static=static)
     return time.perf_counter() - began
 
 
 def run_space(name, args, full):
-    """Runs the rank study and the cost comparison of one space; prints and returns the figures."""
+    """Runs the rank-correlation experiment and the cost comparison of one space; prints and returns the figures."""
     options, learning_rate, rule = SPACES[name]
     rule = args.rule if args.rule != "auto" else rule
     space = lqsearch.spaces.get(name, **options)
-    study_data = load_dataset("fashion_mnist_local", batch_size=128, eval_batch_size=1000, seed=args.seed,
+    rank_data = load_dataset("fashion_mnist_local", batch_size=128, eval_batch_size=1000, seed=args.seed,
                               train_limit=args.train_limit, search_val_per_class=SEARCH_VAL_PER_CLASS)
-    supernet = Supernet(space, input_shape=study_data.input_shape, num_classes=study_data.num_classes)
-    study = rank_correlation_study(
-        space, study_data, out_dir=os.path.join(args.out, name), n=args.genomes, epochs_scratch=EPOCHS,
+    supernet = Supernet(space, input_shape=rank_data.input_shape, num_classes=rank_data.num_classes)
+    ranks = measure_rank_correlation(
+        space, rank_data, out_dir=os.path.join(args.out, name), n=args.genomes, epochs_scratch=EPOCHS,
         supernet_steps=args.supernet_steps, recalibration_batches=args.recalibration_batches,
         seed=args.seed, supernet=supernet, learning_rate=learning_rate, sandwich=rule.startswith("sandwich"),
         distill=rule == "sandwich-distill", verbose=args.verbose,
     )
-    training = study["supernet_training"]
-    print(f"\n== {name} {options}, quantizer {supernet.quantizer}, input {study_data.input_shape}, "
+    training = ranks["supernet_training"]
+    print(f"\n== {name} {options}, quantizer {supernet.quantizer}, input {rank_data.input_shape}, "
           f"Adam from {learning_rate:g} with linear decay")
     print(f"supernet: {args.supernet_steps} steps, rule {rule!r}, {training['seconds']:.0f} s this run "
           f"({'reused' if training['skipped'] else 'trained'})")
     print("  flops      one-shot  no-recal  scratch(E=2, subset)")
-    for pair in sorted(study["pairs"], key=lambda p: p["flops"]):
+    for pair in sorted(ranks["pairs"], key=lambda p: p["flops"]):
         print(f"  {pair['flops']:9.3g}  {pair['oneshot_accuracy']:.4f}    "
               f"{pair['oneshot_accuracy_no_recalibration']:.4f}    {pair['scratch_accuracy']:.4f}")
-    print(f"Kendall tau (one-shot vs stand-alone, n={len(study['pairs'])}): {study['kendall_tau']:.3f}; "
-          f"without BN recalibration: {study['kendall_tau_no_recalibration']:.3f}; "
-          f"mean accuracy gain of recalibration: {100 * study['recalibration_gain']:+.1f} points")
-    print(f"one-shot / stand-alone cost on the study subset ({study['scratch_trainer']} trainer): "
-          f"1/{1 / study['cost_ratio']:.0f}")
-    ordered = sorted(study["pairs"], key=lambda p: p["flops"])
+    print(f"Kendall tau (one-shot vs stand-alone, n={len(ranks['pairs'])}): {ranks['kendall_tau']:.3f}; "
+          f"without BN recalibration: {ranks['kendall_tau_no_recalibration']:.3f}; "
+          f"mean accuracy gain of recalibration: {ranks['recalibration_gain']:+.1f} points")
+    print(f"one-shot / stand-alone cost on the rank-correlation subset ({ranks['scratch_trainer']} trainer): "
+          f"1/{1 / ranks['cost_ratio']:.0f}")
+    ordered = sorted(ranks["pairs"], key=lambda p: p["flops"])
     timed = [ordered[0], ordered[len(ordered) // 2], ordered[-1]][: args.timed_genomes]
     batches = full.take_batches("search_train", args.recalibration_batches)
     costs = []
@@ -159,13 +159,13 @@ def run_space(name, args, full):
               f"(extracted static model: {static:.2f} s), scratch E=2 {scratch:.0f} s, "
               f"ratio 1/{scratch / oneshot:.0f} (static 1/{scratch / static:.0f})")
     if not costs:
-        return {"tau": study["kendall_tau"], "tau_no_recalibration": study["kendall_tau_no_recalibration"],
+        return {"tau": ranks["kendall_tau"], "tau_no_recalibration": ranks["kendall_tau_no_recalibration"],
                 "cost_ratio": math.nan, "cost_ratio_static": math.nan}
     totals = [sum(c[i] for c in costs) for i in range(3)]
     print(f"one-shot / scratch cost ratio: 1/{totals[2] / totals[0]:.0f} overall, worst candidate "
           f"1/{min(c[2] / c[0] for c in costs):.0f}; through extracted static models 1/{totals[2] / totals[1]:.0f} "
           f"overall, worst 1/{min(c[2] / c[1] for c in costs):.0f} (target: at most 1/50)")
-    return {"tau": study["kendall_tau"], "tau_no_recalibration": study["kendall_tau_no_recalibration"],
+    return {"tau": ranks["kendall_tau"], "tau_no_recalibration": ranks["kendall_tau_no_recalibration"],
             "cost_ratio": totals[0] / totals[2], "cost_ratio_static": totals[1] / totals[2]}
 
 

@@ -188,12 +188,12 @@ def oneshot_against_limit(space, dataset, candidates, *, quantizer=None, superne
     rng = random.Random(1)
     genomes = [supernet.sample_genome(rng) for _ in range(candidates)]
     began = time.perf_counter()
-    supernet.evaluate(space.uniform(1), dataset.search_val, recalibration_batches=recalibration)
+    supernet.evaluate(space.uniform(1), dataset.search_val, recalibration_data=recalibration)
     first = time.perf_counter() - began
     oneshot, limit = [], []
     for genome in genomes:
         began = time.perf_counter()
-        supernet.evaluate(genome, dataset.search_val, recalibration_batches=recalibration)
+        supernet.evaluate(genome, dataset.search_val, recalibration_data=recalibration)
         oneshot.append(time.perf_counter() - began)
         limit.append(_static_limit(supernet, genome, recalibration, validation))
     ratios = [a / b for a, b in zip(oneshot, limit)]
@@ -247,7 +247,7 @@ def bench_quickstart(candidates, sizes=FULL):
         oneshot.evaluate(genome)
         timings["evaluator"].append(time.perf_counter() - began)
         began = time.perf_counter()
-        oneshot.supernet.evaluate(genome, dataset.search_val, recalibration_batches=batches)
+        oneshot.supernet.evaluate(genome, dataset.search_val, recalibration_data=batches)
         timings["supernet"].append(time.perf_counter() - began)
         timings["limit"].append(_static_limit(oneshot.supernet, genome, [(tf.constant(x), y) for x, y in batches],
                                               [(tf.constant(x), y) for x, y in dataset.take_batches("search_val", 10**6)]))

@@ -125,7 +125,7 @@ def test_oneshot_best_models_are_recalibrated_and_reproduce_the_trial_accuracy(s
         recorded = records[trial.trial_id]["accuracy"]
         assert 0 <= recorded <= 100  # percent, not a fraction
         model = tuner.load_model(trial)
-        assert 100 * accuracy(model, small_data.search_val) == pytest.approx(recorded, abs=1e-6)
+        assert accuracy(model, small_data.search_val) == pytest.approx(recorded, abs=1e-6)
     best = tuner.get_best_models(1)[0]
     best_record = max(records.values(), key=lambda r: r["fitness"])
     assert 100 * accuracy(best, small_data.search_val) == pytest.approx(best_record["accuracy"], abs=1e-6)

@@ -15,8 +15,8 @@ from lqsearch.data import load_dataset
 from lqsearch.genome import Gene
 from lqsearch.spaces import _blocks
 from lqsearch.spaces.base import SearchSpace
-from lqsearch.supernet import Supernet, accuracy, elastic, rank_correlation_study, recalibrate_batchnorm
-from lqsearch.supernet.rank_study import kendall_tau
+from lqsearch.supernet import Supernet, accuracy, elastic, measure_rank_correlation, recalibrate_batchnorm
+from lqsearch.supernet.rank_correlation import kendall_tau
 from lqsearch.supernet.training import standalone_optimizer
 
 NUM_CLASSES = 10
@@ -214,12 +214,12 @@ def test_evaluating_many_candidates_never_retraces():
     recalibration = [(_images((8, 8, 3), seed=s), labels) for s in range(2)] + [(_images((8, 8, 3), 5, 9), None)]
     validation = [(_images((8, 8, 3), seed=3), labels), (_images((8, 8, 3), 3, seed=4), labels[:3])]  # ragged
     before = [w.copy() for w in supernet.model.get_weights()]
-    accuracies = [supernet.evaluate(genome, validation, recalibration_batches=recalibration)
+    accuracies = [supernet.evaluate(genome, validation, recalibration_data=recalibration)
                   for genome in _genomes(supernet, 5, seed=1)]
     assert supernet.tracing_counts() == {
         "gradients": 0, "set_genome": 1, "predict": 1, "recalibrate_accumulate": 1, "recalibrate_write": 1,
         "recalibrate_reset": 1, "recalibrate_save": 1, "recalibrate_restore": 1}
-    assert len(accuracies) == 7 and all(0.0 <= a <= 1.0 for a in accuracies)
+    assert len(accuracies) == 7 and all(0.0 <= a <= 100.0 for a in accuracies)
     for got, expected in zip(supernet.model.get_weights(), before):  # statistics and genome restored
         np.testing.assert_array_equal(got, expected)
 
@@ -322,16 +322,16 @@ def test_evaluate_in_the_supernet_equals_evaluating_the_extracted_model(tmp_path
     batches = data.take_batches("search_train", 3)
     genome = supernet.sample_genome(np.random.default_rng(3))
     before = [w.copy() for w in supernet.model.get_weights()]
-    fast = supernet.evaluate(genome, data.search_val, recalibration_batches=batches)
+    fast = supernet.evaluate(genome, data.search_val, recalibration_data=batches)
     static = supernet.extract(genome)
     recalibrate_batchnorm(static, batches)
     assert fast == accuracy(static, data.search_val)
-    assert fast == supernet.evaluate(genome, data.search_val, recalibration_batches=batches, static=True)
+    assert fast == supernet.evaluate(genome, data.search_val, recalibration_data=batches, static=True)
     for got, expected in zip(supernet.model.get_weights(), before):  # shared statistics restored
         np.testing.assert_array_equal(got, expected)
     plain = supernet.evaluate(genome, data.search_val, recalibrate=False)
     assert plain == supernet.evaluate(genome, data.search_val, recalibrate=False, static=True)
-    with pytest.raises(ValueError, match="recalibration_batches"):
+    with pytest.raises(ValueError, match="recalibrate=True needs recalibration_data"):
         supernet.evaluate(genome, data.search_val)
 
 
@@ -348,10 +348,10 @@ def test_kendall_tau_is_scipys_tau_b_with_its_p_value():
 
 @pytest.mark.slow
 @pytest.mark.heavy
-def test_rank_correlation_study_writes_pairs_and_tau(tmp_path):
+def test_rank_correlation_writes_pairs_and_tau(tmp_path):
     data = load_dataset("embedded", batch_size=32, train_limit=200, test_limit=50, search_fraction=0.25,
                         image_size=8, seed=0)
-    result = rank_correlation_study(JointSpace(), data, out_dir=tmp_path, n=3, epochs_scratch=1,
+    result = measure_rank_correlation(JointSpace(), data, out_dir=tmp_path, n=3, epochs_scratch=1,
                                     supernet_steps=5, recalibration_batches=2)
     saved = json.loads((tmp_path / "rank_correlation.json").read_text())
     assert saved["complete"] and len(saved["pairs"]) == 3

@@ -50,8 +50,8 @@ from lqsearch.deploy.registry_files import (
     TFLITE_FILE,
     WEIGHTS_FILE,
     HashMismatchError,
-    Registry,
     RegistryError,
+    RegistryLocation,
     RegistryRoot,
     check_card,
     check_identifier,
@@ -70,7 +70,7 @@ __all__ = ["publish", "check_publish_target", "list_models", "get_card", "fetch"
 
 # -- publishing ---------------------------------------------------------------------------
 def publish(model_dir_or_run_dir: Union[str, os.PathLike], *, name: str, version: Optional[Any] = None,
-            registry: Registry = None, latency_runs: int = 20) -> Dict[str, Any]:
+            registry: RegistryLocation = None, latency_runs: int = 20) -> Dict[str, Any]:
     """Publishes a saved model into a local registry, atomically.
 
     Arguments:
@@ -127,7 +127,7 @@ def publish(model_dir_or_run_dir: Union[str, os.PathLike], *, name: str, version
     return {"name": name, "version": version, "registry": str(root), "path": str(target), **summary, "card": card}
 
 
-def check_publish_target(name: str, *, version: Optional[Any] = None, registry: Registry = None) -> RegistryRoot:
+def check_publish_target(name: str, *, version: Optional[Any] = None, registry: RegistryLocation = None) -> RegistryRoot:
     """Checks, without writing anything, that `name` (and `version`) can be published into `registry`.
 
     Arguments:
@@ -307,7 +307,7 @@ def _readme(card: Dict[str, Any], report: lce.ConversionReport) -> str:
                                f"{card['name']!r}, version={card['version']!r}, registry=REGISTRY)", "```", ""])
 
 # -- reading ------------------------------------------------------------------------------
-def list_models(*, registry: Registry = None) -> List[Dict[str, Any]]:
+def list_models(*, registry: RegistryLocation = None) -> List[Dict[str, Any]]:
     """Every published (name, version) of a registry, sorted, each with its index summary.
 
     Arguments:
@@ -322,7 +322,7 @@ def list_models(*, registry: Registry = None) -> List[Dict[str, Any]]:
             for name in sorted(index["models"]) for version in sorted(index["models"][name], key=version_key)]
 
 
-def get_card(name: str, *, version: Optional[Any] = None, registry: Registry = None, cache_dir=None) -> Dict[str, Any]:
+def get_card(name: str, *, version: Optional[Any] = None, registry: RegistryLocation = None, cache_dir=None) -> Dict[str, Any]:
     """The metadata card of a published model (latest version by default), hash-verified.
 
     Raises:
@@ -341,7 +341,7 @@ def get_card(name: str, *, version: Optional[Any] = None, registry: Registry = N
     return check_card(card, where)
 
 
-def fetch(name: str, *, file: str = "weights", version: Optional[Any] = None, registry: Registry = None,
+def fetch(name: str, *, file: str = "weights", version: Optional[Any] = None, registry: RegistryLocation = None,
           cache_dir=None) -> Path:
     """Downloads one file of a published model into the cache, verifying its sha256.
 
@@ -371,7 +371,7 @@ def load(
     name: str,
     *,  # Keyword arguments only
     version: Optional[Any] = None,
-    registry: Registry = None,
+    registry: RegistryLocation = None,
     weights: Union[bool, None, str, os.PathLike] = True,
     input_shape: Optional[Sequence[int]] = None,
     include_top: bool = True,

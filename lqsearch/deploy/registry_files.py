@@ -40,7 +40,7 @@ LOCK_FILE = ".lock"
 FILE_KINDS = ("weights", "tflite", "readme")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 #: A registry root argument: a local folder, an http(s) URL, or None for `default_registry()`.
-Registry = Optional[Union[str, os.PathLike]]
+RegistryLocation = Optional[Union[str, os.PathLike]]
 
 
 def default_registry() -> str:
@@ -61,7 +61,7 @@ class RegistryRoot:
         RegistryError: on an empty path.
     """
 
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: RegistryLocation):
         text = str(registry if registry is not None else default_registry())
         if not text.strip():
             raise RegistryError("The registry path is empty. Fix: pass --registry (or publish.registry) a folder "

@@ -232,10 +232,10 @@ class OneshotEvaluator(_Evaluator):
         accuracy = self.supernet.evaluate(
             genome,
             self.dataset.search_val,
-            recalibration_batches=self.recalibration,
+            recalibration_data=self.recalibration,
             recalibrate=bool(self.recalibration),
         )
-        return 100.0 * float(accuracy), None
+        return float(accuracy), None
 
     def model_for(self, genome) -> tf.keras.Model:
         """The extracted static model of `genome`, BatchNorm recalibrated on the run's batches, as evaluated."""

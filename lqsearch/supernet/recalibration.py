@@ -223,7 +223,7 @@ class Predictor:
         return self._predict.experimental_get_tracing_count()
 
     def accuracy(self, pipeline: Iterable, *, max_batches: Optional[int] = None) -> float:
-        """Accuracy in [0, 1] over the (images, labels) batches of `pipeline` (at most `max_batches`).
+        """Top-1 accuracy in percent over the (images, labels) batches of `pipeline` (at most `max_batches`).
 
         Raises:
             ValueError: if `pipeline` yields no example.
@@ -238,7 +238,7 @@ class Predictor:
             total += len(labels)
         if not total:
             raise ValueError("accuracy: the evaluation pipeline yielded no example.")
-        return correct / total
+        return 100.0 * correct / total
 
 
 def accuracy(model: tf.keras.Model, pipeline: Iterable, *, max_batches: Optional[int] = None) -> float:
@@ -250,7 +250,7 @@ def accuracy(model: tf.keras.Model, pipeline: Iterable, *, max_batches: Optional
         max_batches: stop after this many batches.
 
     Returns:
-        The accuracy in [0, 1].
+        The accuracy in percent, in [0, 100] (as everywhere in lqsearch).
 
     Raises:
         ValueError: if `pipeline` yields no example.

@@ -33,8 +33,8 @@ accuracy: BatchNorm statistics re-estimated on K training batches, then
 validation accuracy, no training; by default computed inside the supernet (no
 model build or tracing per candidate), or on the extracted static model with
 `static=True`. `recalibrate_batchnorm` does the same re-estimation on any Keras
-model. `rank_correlation_study` measures Kendall's tau between one-shot and
-stand-alone accuracies (`lqsearch.supernet.rank_study`).
+model. `measure_rank_correlation` measures Kendall's tau between one-shot and
+stand-alone accuracies (`lqsearch.supernet.rank_correlation`).
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ class Supernet:
         >>> supernet = Supernet(space, input_shape=(28, 28, 1), num_classes=10)
         >>> supernet.train(data.search_train, steps=2000, checkpoint_dir=run_dir / "supernet")
         >>> batches = data.take_batches("search_train", 20)
-        >>> supernet.evaluate(genome, data.search_val, recalibration_batches=batches)
+        >>> supernet.evaluate(genome, data.search_val, recalibration_data=batches)
     """
 
     def __init__(self, space, *, input_shape: Sequence[int], num_classes: int, quantizer: Optional[str] = None):
@@ -301,9 +301,9 @@ class Supernet:
         genome: Union[Sequence, Mapping[str, Any]],
         val_pipeline: Iterable,
         *,
-        recalibration_batches: Optional[Iterable] = None,
+        recalibration_data: Optional[Iterable] = None,
         recalibrate: bool = True,
-        num_recalibration_batches: Optional[int] = None,
+        recalibration_batches: Optional[int] = None,
         max_batches: Optional[int] = None,
         static: bool = False,
     ) -> float:
@@ -319,16 +319,16 @@ class Supernet:
         Arguments:
             genome: the candidate.
             val_pipeline: batches of (images, labels), e.g. `dataset.search_val`.
-            recalibration_batches: training batches: a list of (x, y), e.g.
+            recalibration_data: training batches: a list of (x, y), e.g.
                 `dataset.take_batches("search_train", 20)`, or a tf.data pipeline.
             recalibrate: False keeps the supernet's shared moving statistics.
-            num_recalibration_batches: K, use only the first K batches; default all the
+            recalibration_batches: K, use only the first K batches; default all the
                 batches of a list, or the first `DEFAULT_RECALIBRATION_BATCHES` (20) of a pipeline.
             max_batches: evaluate on at most this many validation batches.
             static: evaluate the extracted static model instead of the supernet.
 
         Returns:
-            Top-1 accuracy in [0, 1].
+            Top-1 accuracy in percent, in [0, 100].
 
         Raises:
             ValueError: on an invalid genome, or if `recalibrate` is set and no
@@ -337,12 +337,12 @@ class Supernet:
         genome = self.space.genome(genome)
         batches = None
         if recalibrate:
-            if recalibration_batches is None:
+            if recalibration_data is None:
                 raise ValueError(
-                    "recalibrate=True needs recalibration_batches, e.g. "
+                    "recalibrate=True needs recalibration_data, e.g. "
                     "dataset.take_batches('search_train', 20); or pass recalibrate=False."
                 )
-            batches = _recalibration_batches(recalibration_batches, num_recalibration_batches)
+            batches = _recalibration_batches(recalibration_data, recalibration_batches)
         if static:
             model = self.extract(genome)
             if recalibrate:

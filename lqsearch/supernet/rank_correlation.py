@@ -1,6 +1,6 @@
 """Does one-shot accuracy rank candidates like stand-alone training? Kendall's tau on a sample.
 
-`rank_correlation_study` trains (or reuses) a supernet in `out_dir/supernet`,
+`measure_rank_correlation` trains (or reuses) a supernet in `out_dir/supernet`,
 then for each sampled genome measures the one-shot accuracy (with and without
 BatchNorm recalibration) and the accuracy after E epochs of training from
 scratch, both on `search_val`, with their wall-clock costs. It writes
@@ -29,7 +29,7 @@ from lqsearch.supernet.recalibration import DEFAULT_RECALIBRATION_BATCHES, accur
 from lqsearch.supernet.supernet import Supernet
 from lqsearch.supernet.training import standalone_optimizer
 
-__all__ = ["rank_correlation_study", "spread_genomes", "scratch_accuracy", "kendall_tau", "RESULT_NAME"]
+__all__ = ["measure_rank_correlation", "spread_genomes", "scratch_accuracy", "kendall_tau", "RESULT_NAME"]
 
 RESULT_NAME = "rank_correlation.json"
 #: Standard deviation of the per-gene jitter, as a share of the gene's value count.
@@ -110,7 +110,7 @@ def scratch_accuracy(space, genome: Mapping[str, Any], dataset, *, epochs: int, 
     Adam from `learning_rate` decayed linearly to 0 over the epochs, sparse cross-entropy on logits.
 
     Returns:
-        Top-1 accuracy in [0, 1].
+        Top-1 accuracy in percent.
     """
     model = space.build(genome, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=quantizer)
     steps = epochs * int(dataset.search_train.cardinality())
@@ -140,8 +140,8 @@ def _timed(function, *args, **kwargs):
 def _oneshot_pair(supernet, genome, dataset, batches, max_val_batches) -> Dict[str, float]:
     """One-shot accuracies of `genome` with and without BatchNorm recalibration, and their costs."""
     recalibrated, seconds = _timed(
-        supernet.evaluate, genome, dataset.search_val, recalibration_batches=batches,
-        num_recalibration_batches=len(batches), max_batches=max_val_batches,
+        supernet.evaluate, genome, dataset.search_val, recalibration_data=batches,
+        recalibration_batches=len(batches), max_batches=max_val_batches,
     )
     plain, plain_seconds = _timed(
         supernet.evaluate, genome, dataset.search_val, recalibrate=False, max_batches=max_val_batches
@@ -197,7 +197,7 @@ def _summary(pairs: List[dict]) -> Dict[str, Any]:
     }
 
 
-def rank_correlation_study(
+def measure_rank_correlation(
     space,
     dataset,
     *,
