@@ -58,7 +58,7 @@ def main():
     print(f"float / binary: {latency['float_s'] / latency['binary_s']:.2f}x"
           + ("" if lce_binary else f"  (not a speed-up: {latency['note']})"))
 
-    cache = lce.LatencyCache(space, runs=10, **build)
+    cache = lce.LatencyCache(space.bind(**build), runs=10)
     start = time.perf_counter()
     cache(genome)
     print(f"LatencyCache:   {time.perf_counter() - start:.2f} s for a new genome (build + fast convert + 10 runs)")

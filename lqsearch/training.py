@@ -190,9 +190,8 @@ def build_optimizer(optimizer, variables, strategy: Optional[tf.distribute.Strat
     """Creates `optimizer`'s slot variables now, for `variables`, so that the first training step traces once.
 
     A Keras optimizer otherwise creates them inside the first traced step, and `tf.function` then
-    traces that step twice (once to create variables, once without). `bench/bench_speed.py --only
-    firststep` times a new MobileNet M3's first step both ways (2 cores, 2026-12-01: 38.0 s and
-    19.5 s, medians of 4). Optimizers without `build(var_list)` (larq's `CaseOptimizer`
+    traces that step twice (once to create variables, once without); `bench/bench_speed.py --only
+    firststep` times a new model's first step both ways. Optimizers without `build(var_list)` (larq's `CaseOptimizer`
     for Bop, which wraps a legacy Adam) are left to create their variables as before.
     """
     if not isinstance(optimizer, tf.keras.optimizers.Optimizer):
@@ -244,7 +243,7 @@ def fit(
     compile_model(model, config, steps, num_classes)
     all_callbacks = [tf.keras.callbacks.TerminateOnNaN(), *callbacks]
     if log_dir is not None:
-        # write_graph=False: writing the traced training graph took 1.4-1.5 s at the first batch of every
+        # write_graph=False: writing the traced training graph slowed the first batch of every
         # training of MobileNet M3 (Keras warned "on_train_batch_end is slow"); scalars are what runs compare.
         all_callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(log_dir), profile_batch=0, write_graph=False))
     if config.epochs == 0:

@@ -126,7 +126,7 @@ def test_measure_latency_is_a_positive_median(bireal_export):
 def test_latency_cache_measures_each_genome_once_and_persists(tmp_path, monkeypatch):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.25)
     path = tmp_path / "latency.json"
-    cache = lce.LatencyCache(space, input_shape=INPUT_SHAPE, num_classes=10, quantizer="bireal", runs=3, path=path)
+    cache = lce.LatencyCache(space.bind(input_shape=INPUT_SHAPE, num_classes=10, quantizer="bireal"), runs=3, path=path)
     seconds = cache(space.uniform(1))  # the time a new genome takes is a figure of bench/bench_lce.py
     assert 0 < seconds < 1.0
     calls = []
@@ -136,9 +136,9 @@ def test_latency_cache_measures_each_genome_once_and_persists(tmp_path, monkeypa
     cache(space.uniform(0.5))
     assert len(calls) == 1 and len(cache) == 2
 
-    reopened = lce.LatencyCache(space, input_shape=INPUT_SHAPE, num_classes=10, quantizer="bireal", path=path)
+    reopened = lce.LatencyCache(space.bind(input_shape=INPUT_SHAPE, num_classes=10, quantizer="bireal"), path=path)
     assert space.uniform(1) in reopened and reopened(space.uniform(1)) == seconds and len(calls) == 1
-    other = lce.LatencyCache(space, input_shape=INPUT_SHAPE, num_classes=10, quantizer="ste", path=path)
+    other = lce.LatencyCache(space.bind(input_shape=INPUT_SHAPE, num_classes=10, quantizer="ste"), path=path)
     assert space.uniform(1) not in other  # the key includes the quantizer
 
 
@@ -147,4 +147,4 @@ def test_latency_cache_rejects_a_corrupt_file(tmp_path):
     path.write_text("[1, 2]")
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.25)
     with pytest.raises(ValueError, match="is not a valid cache file"):
-        lce.LatencyCache(space, input_shape=INPUT_SHAPE, num_classes=10, quantizer="bireal", path=path)
+        lce.LatencyCache(space.bind(input_shape=INPUT_SHAPE, num_classes=10, quantizer="bireal"), path=path)

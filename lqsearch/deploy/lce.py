@@ -43,6 +43,7 @@ from larq_compute_engine.tflite.python.interpreter import Interpreter
 from lqsearch import io
 from lqsearch.checks import check_int
 from lqsearch.quantizers import LCE_GROUP_CHANNELS
+from lqsearch.spaces import BoundSpace
 
 __all__ = [
     "convert",
@@ -76,9 +77,9 @@ def convert(model: tf.keras.Model, *, fast: bool = False) -> bytes:
     Arguments:
         model: a built `tf.keras.Model` with a fixed input shape.
         fast: `False` uses `larq_compute_engine.convert_keras_model` (through a
-            SavedModel, about 3 s for a small model); `True` converts the frozen
-            graph directly, as that function's own fallback does (about 0.3 s),
-            for latency measurement inside a search. Both give the same ops.
+            SavedModel round trip); `True` converts the frozen graph directly, as
+            that function's own fallback does (an order of magnitude faster), for
+            latency measurement inside a search. Both give the same ops.
 
     Returns:
         The flatbuffer bytes. The batch size is 1.
@@ -372,28 +373,25 @@ class LatencyCache:
     every write). A small CPU-sized model takes well under 2 s per new genome.
 
     Arguments:
-        space: a `SearchSpace`.
-        input_shape: HxWxC of the candidates.
-        num_classes: classifier outputs.
-        quantizer: the preset name of the candidates.
+        space: a `BoundSpace` (`space.bind(input_shape=..., num_classes=..., quantizer=...)`).
         runs: timed runs per genome (median).
         warmup: untimed runs per genome.
         path: optional JSON file to persist the measurements.
 
     Example:
         ```python
-        latency = LatencyCache(space, input_shape=(32, 32, 3), num_classes=10, quantizer="bireal")
+        latency = LatencyCache(space.bind(input_shape=(32, 32, 3), num_classes=10, quantizer="bireal"))
         seconds = latency(space.uniform(1))
         ```
     """
 
-    def __init__(self, space, *, input_shape: Sequence[int], num_classes: int, quantizer: str,
-                 runs: int = 10, warmup: int = 2, path: Optional[os.PathLike] = None):
+    def __init__(self, space: BoundSpace, *, runs: int = 10, warmup: int = 2, path: Optional[os.PathLike] = None):
         check_int("runs", runs, minimum=1)
-        self.space = space
-        self.input_shape = tuple(int(d) for d in input_shape)
-        self.num_classes = int(num_classes)
-        self.quantizer = quantizer
+        self.bound = space
+        self.space = space.space
+        self.input_shape = tuple(int(d) for d in space.input_shape)
+        self.num_classes = int(space.num_classes)
+        self.quantizer = space.quantizer
         self.runs = runs
         self.warmup = warmup
         self.path = Path(path) if path is not None else None
@@ -417,8 +415,7 @@ class LatencyCache:
         """Seconds per image for `genome` (measured once, then cached)."""
         key = self.key(genome)
         if key not in self._entries:
-            model = self.space.build(genome, input_shape=self.input_shape, num_classes=self.num_classes,
-                                     quantizer=self.quantizer)
+            model = self.bound.build(genome)
             self._entries[key] = measure_latency(convert(model, fast=True), runs=self.runs, warmup=self.warmup)
             self._write_file(key)
         return self._entries[key]

@@ -266,9 +266,9 @@ def _latency_of(space, dataset, rows, out_dir) -> Optional[Callable[[StudyEntry]
     def latency(entry: StudyEntry) -> Optional[float]:
         if entry.quantizer != quantizer:
             return None
-        cache = LatencyCache(entry_space(space, entry), input_shape=dataset.input_shape,
-                             num_classes=dataset.num_classes, quantizer=quantizer,
-                             path=out_dir / STUDY_DIR / "latency.json")
+        bound = entry_space(space, entry).bind(input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                                               quantizer=quantizer)
+        cache = LatencyCache(bound, path=out_dir / STUDY_DIR / "latency.json")
         return float(cache(entry.genome))
 
     return latency

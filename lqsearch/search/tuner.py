@@ -189,10 +189,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         self._preparation: Optional[Dict[str, Any]] = None
         self.latency_of = None
         if self.settings.cost_metric == "latency":
-            self.latency_of = LatencyCache(
-                self.space, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=self.quantizer,
-                path=Path(self.project_dir) / "latency.json",
-            )
+            self.latency_of = LatencyCache(self.bound, path=Path(self.project_dir) / "latency.json")
 
     @property
     def lam(self) -> Optional[float]:
