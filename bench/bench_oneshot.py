@@ -12,9 +12,9 @@ width_multiplier 0.125 (dorefa), and the MobileNet M3 group space at 0.25
    one-shot (BatchNorm recalibrated on K=5 train batches of 128, then
    search-val accuracy, no training) and trained stand-alone from scratch for
    E=2 epochs (Adam with linear decay). Kendall's tau between the two
-   accuracies is printed, with and without the BatchNorm recalibration. To fit the time budget this part uses a stratified subset of
-   the train file (--train-limit, default 12000: 9000 search-train and 3000
-   search-val images).
+   accuracies is printed, with and without the BatchNorm recalibration. To fit
+   the time budget this part uses a stratified subset of the train file
+   (--train-limit, default 12000: 9000 search-train and 3000 search-val images).
 2. Cost. On the FULL train file (57000 search-train, 3000 search-val images),
    the one-shot evaluation of the cheapest, middle and costliest genome of the
    sample is timed (`Supernet.evaluate`: recalibrate on K batches + evaluate;

@@ -123,7 +123,8 @@ def bench_grouped(sizes=FULL):
     print("|---|---|---|---|---|")
     for groups in group_counts:
         before, after = times[(groups, True)], times[(groups, False)]
-        print(f"| {groups} | {1000 * before[1]:.0f} ms | {1000 * after[1]:.0f} ms | {before[0]:.1f} s | {after[0]:.1f} s |")
+        print(f"| {groups} | {1000 * before[1]:.0f} ms | {1000 * after[1]:.0f} ms | {before[0]:.1f} s "
+              f"| {after[0]:.1f} s |")
     print("| figure | goal | before | after |\n|---|---|---|---|")
     for groups in group_counts[1:]:
         _row(f"step at groups={groups} / groups=1", "<= 1.0", f"{times[(groups, True)][1] / times[(1, True)][1]:.2f}",
@@ -151,7 +152,8 @@ def bench_cost(samples):
                 raise SystemExit(f"{name} {genome}: analytic {result} != profiled {profiled}")
     print(f"analytic {_median_ms(analytic):.2f} ms, build + profile {_median_ms(built):.0f} ms (medians, all equal)")
     print("| figure | goal | before | after |\n|---|---|---|---|")
-    _row("build + profile / analytic cost", ">= 100", "-", f"{statistics.median(built) / statistics.median(analytic):.0f}")
+    _row("build + profile / analytic cost", ">= 100", "-",
+         f"{statistics.median(built) / statistics.median(analytic):.0f}")
 
 
 def _static_limit(supernet, genome, recalibration, validation):
@@ -197,7 +199,8 @@ def oneshot_against_limit(space, dataset, candidates, *, quantizer=None, superne
         oneshot.append(time.perf_counter() - began)
         limit.append(_static_limit(supernet, genome, recalibration, validation))
     ratios = [a / b for a, b in zip(oneshot, limit)]
-    return {"oneshot": statistics.median(oneshot), "limit": statistics.median(limit), "ratio": statistics.median(ratios),
+    return {"oneshot": statistics.median(oneshot), "limit": statistics.median(limit),
+            "ratio": statistics.median(ratios),
             "first": first, "init": init, "traces": supernet.tracing_counts()}
 
 
@@ -230,7 +233,8 @@ def bench_quickstart(candidates, sizes=FULL):
           f"search-train, {dataset.num_search_val} search-val), batch 64; {candidates} random candidates")
     run_dir = tempfile.mkdtemp(prefix="bench_speed_quickstart_")
     bound = space.bind(input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer="bireal")
-    config = EvaluationConfig(mode="oneshot", supernet_steps=sizes.supernet_steps, recalibration_batches=sizes.recalibration)
+    config = EvaluationConfig(mode="oneshot", supernet_steps=sizes.supernet_steps,
+                              recalibration_batches=sizes.recalibration)
     oneshot = make_evaluator(bound, dataset, config, run_dir=run_dir)
     oneshot.prepare()
     scratch = make_evaluator(bound, dataset, EvaluationConfig(mode="scratch", epochs=2), run_dir=run_dir)
@@ -250,18 +254,22 @@ def bench_quickstart(candidates, sizes=FULL):
         oneshot.supernet.evaluate(genome, dataset.search_val, recalibration_data=batches)
         timings["supernet"].append(time.perf_counter() - began)
         timings["limit"].append(_static_limit(oneshot.supernet, genome, [(tf.constant(x), y) for x, y in batches],
-                                              [(tf.constant(x), y) for x, y in dataset.take_batches("search_val", 10**6)]))
+                                              [(tf.constant(x), y) for x,
+                                               y in dataset.take_batches("search_val", 10**6)]))
         began = time.perf_counter()
         scratch.evaluate(genome)
         timings["scratch"].append(time.perf_counter() - began)
     median = {key: statistics.median(values) for key, values in timings.items()}
-    print(f"per candidate (medians): scratch E=2 {median['scratch']:.2f} s; one-shot evaluator {median['evaluator']:.3f} s "
+    print(f"per candidate (medians): scratch E=2 {median['scratch']:.2f} s; "
+          f"one-shot evaluator {median['evaluator']:.3f} s "
           f"(it draws its recalibration batches once per run; drawing them takes {median['take']:.3f} s); "
           f"Supernet.evaluate with the batches taken once {median['supernet']:.3f} s; its limit (as in item 3) "
           f"{median['limit']:.3f} s")
     print("| figure | goal | before | after |\n|---|---|---|---|")
-    _row("scratch / one-shot evaluator, per candidate", ">= 50", "12.9 (ae3d5e0, 2026-12-01)", f"{median['scratch'] / median['evaluator']:.1f}")
-    _row("scratch / Supernet.evaluate (batches taken once)", ">= 50", "-", f"{median['scratch'] / median['supernet']:.1f}")
+    _row("scratch / one-shot evaluator, per candidate", ">= 50", "12.9 (ae3d5e0, 2026-12-01)",
+         f"{median['scratch'] / median['evaluator']:.1f}")
+    _row("scratch / Supernet.evaluate (batches taken once)", ">= 50", "-",
+         f"{median['scratch'] / median['supernet']:.1f}")
     _row("scratch / limit: the best any one-shot evaluation can reach here", "-", "-",
          f"{median['scratch'] / median['limit']:.1f}")
 
@@ -274,7 +282,8 @@ def first_step_seconds(space, *, prebuilt: bool) -> float:
     if prebuilt:
         training.compile_model(model, config, 10, 10)
     else:  # compile_model without its build_optimizer call
-        model.compile(training.make_optimizer(config, 10), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        model.compile(training.make_optimizer(config, 10),
+                      tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     rng = np.random.default_rng(0)
     images, labels = rng.random((128, 32, 32, 1), dtype=np.float32), rng.integers(0, 10, 128)

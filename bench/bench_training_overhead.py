@@ -72,7 +72,8 @@ def main():
             results.append(throughput(model, data, args.steps, args.batch_size))
         print(f"round {round_index}: lqsearch {ours[-1]:.1f} img/s, hand-written larq {theirs[-1]:.1f} img/s")
     ratio = statistics.median(ours) / statistics.median(theirs)
-    print(f"median lqsearch: {statistics.median(ours):.1f} img/s; median hand-written: {statistics.median(theirs):.1f} img/s")
+    print(f"median lqsearch: {statistics.median(ours):.1f} img/s; "
+          f"median hand-written: {statistics.median(theirs):.1f} img/s")
     print(f"ratio lqsearch/hand-written: {ratio:.3f} (overhead {100 * (1 - ratio):+.1f}%)")
 
 

@@ -40,7 +40,8 @@ def paper_table(check_profile: bool) -> None:
 
 def shortcut_readings() -> None:
     print("\nMobileNet M1 / M2, FLOPs at 224x224 under both readings of the FP 1x1 shortcut convs")
-    print("| model | groups | paper | five FP 1x1 (default) | diff | four FP 1x1 (fp_shortcut_at_layer1=False) | diff |")
+    print("| model | groups | paper | five FP 1x1 (default) | diff "
+          "| four FP 1x1 (fp_shortcut_at_layer1=False) | diff |")
     print("|---|---|---|---|---|---|---|")
     for row in ROWS:
         if row.space not in ("mobilenet_m1", "mobilenet_m2"):

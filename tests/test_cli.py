@@ -16,7 +16,8 @@ def test_profile_prints_the_cost_of_a_genome(capsys):
 
 
 def test_profile_uniform_and_options(capsys):
-    assert cli.main(["profile", "mobilenet_m3", "--genome", "uniform:16", "--option", "width_multiplier=0.5", "--input-shape", "64,64,3"]) == 0
+    assert cli.main(["profile", "mobilenet_m3", "--genome", "uniform:16", "--option", "width_multiplier=0.5",
+                     "--input-shape", "64,64,3"]) == 0
     assert "mobilenet_m3" in capsys.readouterr().out
 
 
@@ -25,7 +26,8 @@ def test_profile_uniform_and_options(capsys):
     [
         (["profile", "vgg_smal"], "Unknown search space 'vgg_smal'; valid spaces are"),
         (["profile", "vgg_small", "--genome", "0.5,2,1"], "has 3 values but this space has 6 genes"),
-        (["profile", "vgg_small", "--genome", "0.5,2,1,1,1,7"], "Gene 'conv6': value 7 is not allowed; allowed values are"),
+        (["profile", "vgg_small", "--genome", "0.5,2,1,1,1,7"],
+         "Gene 'conv6': value 7 is not allowed; allowed values are"),
         (["profile", "vgg_small", "--genome", "a,b"], "is not a number"),
         (["profile", "vgg_small", "--quantizer", "dorefaa"], "valid presets are bireal, dorefa, float, ste"),
         (["profile", "vgg_small", "--option", "widht=2"], "valid options are"),

@@ -1,8 +1,8 @@
 """Tests for lqsearch.data: every source, the splits, augmentation (bad input: test_data_errors.py).
 
 All offline: tfds sources run under `tfds.testing.mock_data` (ImageNet on its real
-format: test_data_real_format.py), local files are written by the tests, and the real Debian Fashion-MNIST files are used only if
-installed (CI installs `dataset-fashion-mnist`).
+format: test_data_real_format.py), local files are written by the tests, and the real
+Debian Fashion-MNIST files are used only if installed (CI installs `dataset-fashion-mnist`).
 """
 import gzip
 import hashlib

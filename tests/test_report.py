@@ -1,4 +1,4 @@
-"""The report of a run: the Pareto front, per-generation curves, the study table and `write_report` on synthetic runs."""
+"""The report of a run: Pareto front, per-generation curves, study table and `write_report` on synthetic runs."""
 import json
 import math
 import random
@@ -93,7 +93,8 @@ def test_best_per_generation_is_a_running_maximum_over_completed_trials():
 
 
 def test_median_per_generation_takes_each_generation_alone():
-    trials = [{"generation": g, "status": "COMPLETED", "fitness": f} for g, f in ((0, 1.0), (0, 3.0), (0, 2.0), (1, 10.0))]
+    trials = [{"generation": g, "status": "COMPLETED", "fitness": f} for g,
+              f in ((0, 1.0), (0, 3.0), (0, 2.0), (1, 10.0))]
     trials.append({"generation": 1, "status": "FAILED", "fitness": None})
     assert results_view.median_per_generation(trials) == [(0, 2.0), (1, 10.0)]
 

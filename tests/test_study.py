@@ -1,4 +1,4 @@
-"""The study's rows: iso-cost uniform rows (one width multiplier; bracketing group counts), seeds, FLOPs to the winner."""
+"""The study's rows: iso-cost uniform rows (one width multiplier; bracketing groups), seeds, FLOPs to the winner."""
 import hashlib
 import io
 import json
@@ -26,7 +26,8 @@ def test_a_width_space_gets_one_uniform_multiplier_at_the_searched_flops():
     rows = study.entries(space, searched=searched, baselines=[1, 2], quantizer="bireal", **SHAPE)
     assert [row.label for row in rows] == ["Searched", "Uniform-1x", "Uniform-2x", study.ISO_COST_LABEL]
     iso = rows[-1]
-    assert iso.kind == "uniform" and iso.genome == space.uniform(1) and iso.multiplier not in (0.25, 0.5, 1, 2, 3, 4)  # off the grid
+    assert iso.kind == "uniform" and iso.genome == space.uniform(1) and iso.multiplier not in (0.25, 0.5, 1, 2, 3,
+                                                                                               4)  # off the grid
     assert _flops(space, iso) / _flops(space, rows[0]) == pytest.approx(1.0, abs=study.ISO_COST_TOLERANCE)
     assert len(f"{iso.multiplier:g}".replace(".", "").lstrip("0")) <= 3  # a short decimal, not a bisection float
     widths = [filters for filters, _ in study.entry_space(space, iso).conv_configs(iso.genome, **SHAPE).values()]

@@ -355,7 +355,8 @@ def test_rank_correlation_writes_pairs_and_tau(tmp_path):
                                     supernet_steps=5, recalibration_batches=2)
     saved = json.loads((tmp_path / "rank_correlation.json").read_text())
     assert saved["complete"] and len(saved["pairs"]) == 3
-    for key in ("kendall_tau", "kendall_tau_p_value", "kendall_tau_no_recalibration", "recalibration_gain", "cost_ratio"):
+    for key in ("kendall_tau", "kendall_tau_p_value", "kendall_tau_no_recalibration", "recalibration_gain",
+                "cost_ratio"):
         assert key in saved and key in result
     pair = saved["pairs"][0]
     for key in ("genome", "flops", "oneshot_accuracy", "oneshot_accuracy_no_recalibration", "scratch_accuracy"):

@@ -79,7 +79,8 @@ CASES = [
         "3 paired seeds; these seeds detect differences of 0.33 points or more).",
         id="dominated-by-a-cheaper-row"),
     pytest.param(
-        [_row("Searched", "searched", 1.0e6, [85.0], seeds=[3]), _row("Uniform-1x", "uniform", 1.0e6, [84.4], seeds=[3]),
+        [_row("Searched", "searched", 1.0e6, [85.0], seeds=[3]),
+         _row("Uniform-1x", "uniform", 1.0e6, [84.4], seeds=[3]),
          _row("Uniform-0.5x", "uniform", 0.5e6, [80.0], seeds=[3])], 0.05,
         "Searched is 0.60 points above Uniform-1x at equal FLOPs, on one seed: no test is possible. Whether Searched "
         "is dominated cannot be tested: against the most accurate cheaper row, it is 5.00 points above Uniform-0.5x at "
@@ -102,7 +103,8 @@ def test_paired_rows_use_ttest_rel_and_unpaired_rows_welch():
     for other_seeds in (None, [4, 5, 6]):  # no seeds, or other seeds: no pairs
         welch = verdict.compare(WINNER, _row("Uniform-1x", "uniform", 1.0e6, CLOSE, seeds=other_seeds))
         assert not welch["paired"] and welch["test"] == "Welch t-test"
-        assert welch["p_value"] == pytest.approx(stats.ttest_ind(WINNER["test_accuracy"], CLOSE, equal_var=False).pvalue)
+        assert welch["p_value"] == pytest.approx(stats.ttest_ind(WINNER["test_accuracy"], CLOSE,
+                                                                 equal_var=False).pvalue)
 
 
 def test_holm_adjusts_step_down_and_comparisons_report_the_adjusted_p():
@@ -122,15 +124,18 @@ def test_the_detectable_difference_is_solved_on_the_noncentral_t_not_a_normal_ap
     # normal approximation (1.96 + 0.84) would claim 2.80; with many degrees of freedom the two agree.
     assert verdict.detectable_difference(1.0, 2) == pytest.approx(5.6535, abs=1e-3)
     assert verdict.detectable_difference(0.5, 2) == pytest.approx(0.5 * 5.6535, abs=1e-3)
-    assert verdict.detectable_difference(1.0, 10_000) == pytest.approx(stats.norm.ppf(0.975) + stats.norm.ppf(0.8), abs=1e-2)
+    assert verdict.detectable_difference(1.0,
+                                         10_000) == pytest.approx(stats.norm.ppf(0.975) + stats.norm.ppf(0.8), abs=1e-2)
     critical = stats.t.ppf(0.975, 2)
     assert stats.nct.sf(critical, 2, 5.6535) + stats.nct.cdf(-critical, 2, 5.6535) == pytest.approx(0.8, abs=1e-4)
     assert verdict.detectable_difference(0.0, 2) == 0.0
 
 
 def test_the_winner_is_chosen_by_the_search_never_by_test_accuracy():
-    rows = [_row("Searched", "searched", 1.0, [80.0, 80.0, 80.1]), _row("Searched #2", "searched", 1.0, [90.0, 90.0, 90.1]),
+    rows = [_row("Searched", "searched", 1.0, [80.0, 80.0, 80.1]),
+            _row("Searched #2", "searched", 1.0, [90.0, 90.0, 90.1]),
             _row("Uniform-1x", "uniform", 1.0, [85.0, 85.2, 85.1])]
-    assert verdict.main_verdict(rows).startswith("Searched is significantly less accurate than Uniform-1x at equal FLOPs")
+    expected = "Searched is significantly less accurate than Uniform-1x at equal FLOPs"
+    assert verdict.main_verdict(rows).startswith(expected)
     assert [c["other"] for c in verdict.comparisons(rows)] == ["Uniform-1x"]
     assert verdict.main_verdict(rows[:2]) is None and verdict.main_verdict(rows[2:]) is None

@@ -105,7 +105,8 @@ def parse_input_shape(text: Optional[str]) -> Optional[Tuple[int, int, int]]:
     except ValueError:
         shape = ()
     if len(shape) != 3 or min(shape) < 1:
-        raise UsageError(f"--input-shape {text!r} is not three positive integers H,W,C; write e.g. --input-shape 32,32,3.")
+        raise UsageError(f"--input-shape {text!r} is not three positive integers H,W,C; "
+                         "write e.g. --input-shape 32,32,3.")
     return shape
 
 

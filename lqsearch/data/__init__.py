@@ -26,4 +26,5 @@ from lqsearch.data.errors import DataError
 from lqsearch.data.loading import from_arrays, load_dataset
 from lqsearch.data.sources import list_sources, parse_source
 
-__all__ = ["load_dataset", "from_arrays", "DataConfig", "Dataset", "DataError", "list_sources", "parse_source", "SPLITS"]
+__all__ = ["load_dataset", "from_arrays", "DataConfig", "Dataset", "DataError", "list_sources", "parse_source",
+           "SPLITS"]

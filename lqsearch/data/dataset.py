@@ -9,7 +9,8 @@ from lqsearch.config import ConfigError
 from lqsearch.data.config import DataConfig
 from lqsearch.data.errors import DataError
 
-__all__ = ["Dataset", "Options", "make_options", "data_config", "SPLITS", "DEFAULT_SEARCH_FRACTION", "DEFAULT_IMAGENET_PER_CLASS"]
+__all__ = ["Dataset", "Options", "make_options", "data_config", "SPLITS", "DEFAULT_SEARCH_FRACTION",
+           "DEFAULT_IMAGENET_PER_CLASS"]
 
 SPLITS = ("train", "search_train", "search_val", "test")
 DEFAULT_SEARCH_FRACTION = 0.1

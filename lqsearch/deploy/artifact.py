@@ -108,7 +108,8 @@ def load_card(directory: os.PathLike) -> ModelCard:
     """
     path = Path(directory) / CARD_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; is {directory} a saved lqsearch model (weights.h5 + model.json)?")
+        raise FileNotFoundError(f"{path} does not exist; is {directory} a saved lqsearch model "
+                                "(weights.h5 + model.json)?")
     return ModelCard.from_json(path.read_text())
 
 

@@ -127,7 +127,8 @@ def publish(model_dir_or_run_dir: Union[str, os.PathLike], *, name: str, version
     return {"name": name, "version": version, "registry": str(root), "path": str(target), **summary, "card": card}
 
 
-def check_publish_target(name: str, *, version: Optional[Any] = None, registry: RegistryLocation = None) -> RegistryRoot:
+def check_publish_target(name: str, *, version: Optional[Any] = None,
+                         registry: RegistryLocation = None) -> RegistryRoot:
     """Checks, without writing anything, that `name` (and `version`) can be published into `registry`.
 
     Arguments:
@@ -292,11 +293,13 @@ def _readme(card: Dict[str, Any], report: lce.ConversionReport) -> str:
         f"# {card['name']} (version {card['version']})", "",
         f"A binary network from lqsearch {card['lqsearch_version']}: search space `{card['space']['name']}` "
         f"(options {card['space'].get('options', {})}), quantizer preset `{card['quantizer']}`, "
-        f"input {tuple(card['input_shape'])}, {card['num_classes']} classes, dataset {card['dataset'] or 'unknown'}.", "",
+        f"input {tuple(card['input_shape'])}, {card['num_classes']} classes, "
+        f"dataset {card['dataset'] or 'unknown'}.", "",
         "| Top-1 % | Top-5 % | FLOPs | Binary MACs | Memory (bits) | LCE binary | LCE float twin | Speed-up |",
         "|---|---|---|---|---|---|---|---|",
         f"| {top1} | {top5} | {metrics['flops']:.4g} | {metrics['binary_macs']:,} | "
-        f"{metrics['memory_bits']:,} | {latency['binary_s'] * 1e3:.2f} ms | {latency['float_s'] * 1e3:.2f} ms | {speed} |",
+        f"{metrics['memory_bits']:,} | {latency['binary_s'] * 1e3:.2f} ms | {latency['float_s'] * 1e3:.2f} ms "
+        f"| {speed} |",
         "", f"Genome: `{json.dumps(card['genome'])}`", "",
         f"LCE conversion: {report.summary().replace(chr(10), '; ')}.",
         f"Latency: single image, median of {latency['settings']['runs']} runs, 1 thread, LCE interpreter "
@@ -322,7 +325,8 @@ def list_models(*, registry: RegistryLocation = None) -> List[Dict[str, Any]]:
             for name in sorted(index["models"]) for version in sorted(index["models"][name], key=version_key)]
 
 
-def get_card(name: str, *, version: Optional[Any] = None, registry: RegistryLocation = None, cache_dir=None) -> Dict[str, Any]:
+def get_card(name: str, *, version: Optional[Any] = None, registry: RegistryLocation = None,
+             cache_dir=None) -> Dict[str, Any]:
     """The metadata card of a published model (latest version by default), hash-verified.
 
     Raises:

@@ -274,7 +274,8 @@ def fetch_verified(root: RegistryRoot, name: str, version: str, filename: str, s
             f"Re-publish {name} (as a new version) or fix the registry.") from None
     except Exception as error:  # get_file raises a bare Exception on URL errors
         _discard(cached, cache)
-        raise RegistryError(f"Cannot download {url}: {error}. Fix: check that the registry {root} is reachable.") from None
+        raise RegistryError(f"Cannot download {url}: {error}. "
+                            f"Fix: check that the registry {root} is reachable.") from None
 
 
 def _discard(path: Path, cache: Path) -> None:

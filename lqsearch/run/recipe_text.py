@@ -71,7 +71,8 @@ def read_recipe_text(name_or_path: str) -> Tuple[str, str]:
     close = difflib.get_close_matches(name_or_path, list(files), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise RecipeError(
-        f"Unknown recipe {name_or_path!r}.{hint} Available recipes: {', '.join(sorted(files))}; or give a path to a .yaml file."
+        f"Unknown recipe {name_or_path!r}.{hint} Available recipes: {', '.join(sorted(files))}; "
+        "or give a path to a .yaml file."
     )
 
 

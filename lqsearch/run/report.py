@@ -63,7 +63,8 @@ def _header_lines(results: Mapping[str, Any], space) -> List[str]:
 
 def _trial_rows(trials: Sequence[Mapping[str, Any]], space, reference) -> List[list]:
     return [
-        [t["trial_id"], t.get("generation", view.MISSING), view.genome_text(space, t["genome"]), view.number(t.get("accuracy")),
+        [t["trial_id"], t.get("generation", view.MISSING), view.genome_text(space, t["genome"]),
+         view.number(t.get("accuracy")),
          view.mflops(t.get("flops")), view.ratio(t.get("flops"), reference), view.kib(t.get("memory_bits")),
          view.number(t.get("fitness"))]
         for t in trials
@@ -116,7 +117,8 @@ def _baseline_lines(results: Mapping[str, Any], space) -> List[str]:
                      view.number(base.get("accuracy")), found, delta])
     header = ["Baseline", "Genome", "FLOPs (M)", "FLOPs ratio", "Memory (KiB)", "Accuracy (%)",
               "Best searched trial at <= these FLOPs", "Accuracy gain (points)"]
-    return ["", "## Search phase: uniform baselines against searched trials (search-val, not test)", ""] + view.table(header, rows)
+    return ["", "## Search phase: uniform baselines against searched trials (search-val, not test)",
+            ""] + view.table(header, rows)
 
 
 def _study_lines(results: Mapping[str, Any], space) -> List[str]:

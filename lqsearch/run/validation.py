@@ -152,7 +152,8 @@ def _cheapest_flops(recipe: recipes.Recipe, space, quantizer: str, dataset) -> f
             if min(height, width) < minimum:
                 raise DataError(
                     f"dataset {recipe.dataset!r} has {height}x{width} images, too small for search space "
-                    f"{space.name!r}: its pooling needs at least {minimum}x{minimum}. Fix: set data.image_size={minimum} "
+                    f"{space.name!r}: its pooling needs at least {minimum}x{minimum}. "
+                    f"Fix: set data.image_size={minimum} "
                     "or more in the recipe (the images are resized), or use larger images.") from None
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -159,7 +159,8 @@ def _phrase(result: Mapping[str, Any]) -> str:
     if result["outcome"] == "no test":
         side = "above" if difference >= 0 else "below"
         return f"is {abs(difference):.2f} points {side} {other} {where}, on one seed: no test is possible"
-    verb = {"more accurate": "is significantly more accurate than", "less accurate": "is significantly less accurate than",
+    verb = {"more accurate": "is significantly more accurate than",
+            "less accurate": "is significantly less accurate than",
             "not significantly different": "is not significantly different from"}[result["outcome"]]
     count = result["seeds"]
     seeds = f"{count[0]} paired seeds" if result["paired"] else f"{count[0]} and {count[1]} unpaired seeds (Welch)"

@@ -40,7 +40,8 @@ def leading_slice(source: np.ndarray, shape) -> np.ndarray:
     """
     shape = tuple(int(d) for d in shape)
     if len(shape) != source.ndim or any(t > s for t, s in zip(shape, source.shape)):
-        raise ValueError(f"cannot take a {shape} slice of a weight of shape {source.shape}; the source must be at least as wide")
+        raise ValueError(f"cannot take a {shape} slice of a weight of shape {source.shape}; "
+                         "the source must be at least as wide")
     return source[tuple(slice(0, d) for d in shape)]
 
 

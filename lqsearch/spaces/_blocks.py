@@ -166,7 +166,8 @@ def _conv_map(x: FeatureMap, filters, kernel_size, strides, groups, name, input_
 
 def _conv_arguments(filters: int, kernel_size: int, strides: int, groups: int, name: str) -> dict:
     """Arguments shared by every conv of the spaces: 'same' padding, no bias (BN follows)."""
-    return dict(filters=filters, kernel_size=kernel_size, strides=strides, padding="same", groups=groups, use_bias=False, name=name)
+    return dict(filters=filters, kernel_size=kernel_size, strides=strides, padding="same", groups=groups,
+                use_bias=False, name=name)
 
 
 def batch_norm(x, *, name: str):
