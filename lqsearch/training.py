@@ -51,10 +51,10 @@ __all__ = [
     "seed_everything",
 ]
 
-OPTIMIZERS = ("adam", "sgd", "bop")  # TrainingConfig.optimizer
+OPTIMIZERS = ("adam", "sgd", "bop")  # TrainingConfig.optimizer's values
 #: Above this many classes, models also report top-5 accuracy.
 TOP5_ABOVE_CLASSES = 10
-SCHEDULES = ("constant", "step", "linear", "cosine")  # TrainingConfig.schedule
+SCHEDULES = ("constant", "step", "linear", "cosine")  # TrainingConfig.schedule's values
 
 
 #: Keras's `tf.function`s of one model, by attribute name.
@@ -99,9 +99,9 @@ class TrainingConfig(Config):
 
     preset: str = "cpu"
     epochs: int = Field(2, ge=0)
-    optimizer: Literal["adam", "sgd", "bop"] = "adam"
+    optimizer: Literal[OPTIMIZERS] = "adam"
     learning_rate: float = Field(2e-3, gt=0)
-    schedule: Literal["constant", "step", "linear", "cosine"] = "linear"
+    schedule: Literal[SCHEDULES] = "linear"
     milestones: Tuple[StrictInt, ...] = Field((), strict=False)
     decay_factor: float = Field(0.1, gt=0)
     momentum: float = Field(0.9, ge=0, le=1)
@@ -175,14 +175,15 @@ def make_optimizer(config: TrainingConfig, steps_per_epoch: int):
 
 def compile_model(model: tf.keras.Model, config: TrainingConfig, steps_per_epoch: int, num_classes: int) -> None:
     """Compiles `model` (logits out) with sparse cross-entropy, top-1 and, above 10 classes, top-5."""
-    metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    if num_classes > TOP5_ABOVE_CLASSES:
-        metrics.append(tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
-    model.compile(
-        optimizer=make_optimizer(config, steps_per_epoch),
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=metrics,
-    )
+    with model.distribute_strategy.scope():  # metrics and optimizer live where the model's variables do
+        metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if num_classes > TOP5_ABOVE_CLASSES:
+            metrics.append(tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+        model.compile(
+            optimizer=make_optimizer(config, steps_per_epoch),
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=metrics,
+        )
     build_optimizer(model.optimizer, model.trainable_variables, model.distribute_strategy)
 
 
@@ -319,13 +320,28 @@ def _quiet_new_model_traces(model: tf.keras.Model) -> Iterator[None]:
         logger.removeFilter(quiet)
 
 
+#: `Recipe.strategy`'s values.
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
 def get_strategy(name: str = "default") -> tf.distribute.Strategy:
-    """`default` (one device) or `mirrored` (data-parallel over all local GPUs)."""
+    """The `tf.distribute` strategy named `name`.
+
+    Arguments:
+        name: `default` (one device), `mirrored` (`MirroredStrategy`: data-parallel over the local
+            GPUs, or the logical devices of the CPU) or `multi_worker` (`MultiWorkerMirroredStrategy`,
+            configured from the `TF_CONFIG` environment variable; one local worker without it).
+
+    Raises:
+        ValueError: on another name.
+    """
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    raise ValueError(f"Unknown distribution strategy {name!r}; valid strategies are default, mirrored.")
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown distribution strategy {name!r}; valid strategies are {', '.join(STRATEGIES)}.")
 
 
 def seed_everything(seed: int) -> None:

@@ -203,3 +203,27 @@ def test_a_model_that_retraces_its_own_step_still_warns():
     assert not quiet.filter(record("test_function"))  # traced once: this new model's own trace, dropped
     assert quiet.filter(record("predict_function"))  # not made yet: kept
     assert quiet.filter(logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, "another warning", None, None))
+
+
+def _probe(strategy):
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "lqsearch.testing.strategy_probe", strategy, "--devices", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_mirrored_training_on_two_logical_devices_matches_one_device():
+    """The same global batch on 2 replicas: the same initial weights and data, so the losses agree. Not to
+    the last digit: each replica normalizes its half batch with its own BatchNorm statistics (Keras'
+    default, unsynchronized), so the tolerance is 5% of the loss per epoch."""
+    one, two = _probe("default"), _probe("mirrored")
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    assert len(one["losses"]) == len(two["losses"]) == 2
+    for single, mirrored in zip(one["losses"], two["losses"]):
+        assert mirrored == pytest.approx(single, rel=0.05)
+    assert two["losses"][-1] < two["losses"][0]  # it learns

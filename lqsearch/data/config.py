@@ -8,6 +8,7 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from lqsearch.config import Config
+from lqsearch.data.pipelines import FAMILIES
 
 __all__ = ["DataConfig"]
 
@@ -55,7 +56,7 @@ class DataConfig(Config):
     train_limit: Optional[int] = Field(None, ge=1)
     test_limit: Optional[int] = Field(None, ge=1)
     augment: bool = True
-    family: Optional[Literal["cifar", "imagenet", "mnist"]] = None
+    family: Optional[Literal[FAMILIES]] = None
     subset_dir: Optional[str] = None
     deterministic: Optional[bool] = None
 

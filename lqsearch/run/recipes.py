@@ -37,14 +37,13 @@ from lqsearch.run.recipe_text import (
 )
 from lqsearch.search.evaluation import EvaluationConfig
 from lqsearch.search.settings import SearchSettings
-from lqsearch.training import PRESETS, TrainingConfig
+from lqsearch.training import PRESETS, STRATEGIES, TrainingConfig
 
 __all__ = [
     "Recipe", "RecipeError", "list_recipes", "load_recipe", "read_recipe_text", "apply_overrides", "parse_override",
-    "parse_overrides", "SMOKE_OVERRIDES", "to_yaml", "from_dict", "STRATEGIES",
+    "parse_overrides", "SMOKE_OVERRIDES", "to_yaml", "from_dict",
 ]
 
-STRATEGIES = ("default", "mirrored")  # Recipe.strategy
 #: How recipe keys are named in messages.
 LABEL = "Recipe key"
 
@@ -119,7 +118,7 @@ class Recipe(Config):
     description: str = ""
     space_options: Dict[str, Any] = {}
     quantizer: Optional[str] = None
-    strategy: Literal["default", "mirrored"] = "default"
+    strategy: Literal[STRATEGIES] = "default"
     dataset: str = "embedded"
     data: DataConfig = DataConfig()
     evaluation: EvaluationConfig = EvaluationConfig()

@@ -131,6 +131,14 @@ def _is_width_space(space) -> bool:
     return all(g.kind == "width" for g in space.genes)
 
 
+def distribution(recipe: recipes.Recipe, strategy) -> Dict[str, Any]:
+    """How the run is spread: the strategy, its replicas in sync, the workers of `TF_CONFIG`, the precision."""
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    workers = len(cluster.get("worker", ())) + len(cluster.get("chief", ()))
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    return {"strategy": recipe.strategy, "replicas": replicas, "workers": max(1, workers), "precision": "float32"}
+
+
 def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, outcome=None,
                   random_best=None) -> Dict[str, Any]:
     """Writes `results.json` atomically and returns it (`outcome`: the study's, once it ran)."""
@@ -150,6 +158,7 @@ def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, outco
         "schedule": recipe.search.schedule,
         "stop_reason": getattr(tuner.oracle, "stop_reason", None),
         "preparation": tuner.preparation,
+        "distribution": distribution(recipe, tuner.strategy),
         "trials": trials,
         "pareto": [t["trial_id"] for t in tuner.pareto_set()],
         "baselines": baselines,

@@ -49,7 +49,7 @@ from lqsearch.training import PRESETS, TrainingConfig
 
 __all__ = ["EvaluationConfig", "make_evaluator", "candidate_seed", "MODES"]
 
-MODES = ("scratch", "inherit", "oneshot")  # EvaluationConfig.mode
+MODES = ("scratch", "inherit", "oneshot")  # EvaluationConfig.mode's values
 PREPARE_LOCK = ".prepare.lock"
 PREPARE_RECORD = "preparation.json"
 
@@ -72,7 +72,7 @@ class EvaluationConfig(Config):
         ConfigError: on an unknown setting or a value out of range.
     """
 
-    mode: Literal["scratch", "inherit", "oneshot"] = "scratch"
+    mode: Literal[MODES] = "scratch"
     epochs: int = Field(2, ge=0)
     training: TrainingConfig = PRESETS["cpu"]
     widest_epochs: int = Field(4, ge=0)

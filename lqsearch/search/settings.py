@@ -54,7 +54,7 @@ class EvolutionSettings(Config):
     num_mutations: int = Field(10, ge=0)
     mutation_rate: float = Field(0.1, ge=0, le=1)
     max_sampling_attempts: int = Field(1000, ge=1)
-    schedule: Literal["generational", "steady_state"] = "generational"
+    schedule: Literal[SCHEDULES] = "generational"
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -123,7 +123,7 @@ class SearchSettings(EvolutionSettings):
     max_trials: Optional[int] = Field(None, ge=1)
     seed: int = Field(1, ge=0)
     lam: Optional[float] = Field(4.0, ge=0, alias="lambda")
-    cost_metric: Literal["flops", "latency"] = "flops"
+    cost_metric: Literal[COST_METRICS] = "flops"
     max_flops: Optional[float] = Field(None, gt=0)
 
     @property
