@@ -92,6 +92,9 @@ class TrainingConfig(Config):
         batch_size: examples per step (the data pipeline is built with it).
         steps_per_epoch: optional cap on steps per epoch (None: the whole pipeline).
         bop_threshold, bop_gamma: Bop's hyperparameters.
+        mixed_precision: build and train in Keras' mixed precision (`mixed_float16` on a GPU,
+            `mixed_bfloat16` on a CPU): float32 variables, 16-bit compute, float32 logits.
+            Models are built under it with `build_model(config, build)`.
 
     Raises:
         ConfigError: on an unknown preset or setting, or a value out of range.
@@ -109,6 +112,7 @@ class TrainingConfig(Config):
     steps_per_epoch: Optional[int] = Field(None, ge=1)
     bop_threshold: float = Field(1e-8, gt=0)
     bop_gamma: float = Field(1e-4, gt=0)
+    mixed_precision: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -185,6 +189,33 @@ def compile_model(model: tf.keras.Model, config: TrainingConfig, steps_per_epoch
             metrics=metrics,
         )
     build_optimizer(model.optimizer, model.trainable_variables, model.distribute_strategy)
+
+
+def precision_policy(config: TrainingConfig) -> str:
+    """The Keras dtype policy `config` trains in: `float32`, or `mixed_float16` (GPU) / `mixed_bfloat16` (CPU)."""
+    if not config.mixed_precision:
+        return "float32"
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+
+
+def build_model(config: TrainingConfig, build) -> tf.keras.Model:
+    """`build()` under `config`'s precision policy (restored afterwards); mixed models get float32 logits.
+
+    Keras layers take the global dtype policy when they are created, so the model is built
+    inside it. The logits are cast to float32 (a weightless layer) so the loss and softmax stay
+    in full precision, as Keras' mixed-precision guide advises; the weights are unchanged.
+    """
+    policy = precision_policy(config)
+    if policy == "float32":
+        return build()
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = build()
+        logits = tf.keras.layers.Activation("linear", dtype="float32", name="float32_logits")(model.output)
+        return tf.keras.Model(model.inputs, logits, name=model.name)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def build_optimizer(optimizer, variables, strategy: Optional[tf.distribute.Strategy] = None) -> None:

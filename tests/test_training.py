@@ -227,3 +227,20 @@ def test_mirrored_training_on_two_logical_devices_matches_one_device():
     for single, mirrored in zip(one["losses"], two["losses"]):
         assert mirrored == pytest.approx(single, rel=0.05)
     assert two["losses"][-1] < two["losses"][0]  # it learns
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, options, value", [("vgg_small", {"width_multiplier": 0.125}, 1),
+                                                  ("mobilenet_m1", {"width_multiplier": 0.25}, 4)])
+def test_mixed_precision_trains_binary_networks_on_the_cpu(name, options, value):
+    data = load_dataset("embedded", batch_size=32, train_limit=256, test_limit=64, search_fraction=0.25,
+                        image_size=32)
+    space = lqsearch.spaces.get(name, **options)
+    config = training.preset("cpu", epochs=3, batch_size=32, mixed_precision=True)
+    model = training.build_model(config, lambda: space.build(space.uniform(value), input_shape=data.input_shape,
+                                                             num_classes=10, quantizer="bireal"))
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored after the build
+    assert model.layers[-2].compute_dtype == "bfloat16" and model.output.dtype == tf.float32
+    assert all(v.dtype == tf.float32 for v in model.trainable_variables)  # latent weights stay float32
+    losses = training.fit(model, data.batched("train", 32), config, num_classes=10).history["loss"]
+    assert losses[-1] < 0.9 * losses[0]

@@ -63,8 +63,8 @@ def retrain(
     strategy = strategy or tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(candidate_seed(seed, genome))
     with strategy.scope():
-        model = space.build(genome, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-                            quantizer=quantizer)
+        model = training.build_model(config, lambda: space.build(
+            genome, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=quantizer))
     backup_dir = out_dir.parent / f".{out_dir.name}.backup"
     training.fit(
         model,

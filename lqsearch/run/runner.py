@@ -136,7 +136,9 @@ def distribution(recipe: recipes.Recipe, strategy) -> Dict[str, Any]:
     cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
     workers = len(cluster.get("worker", ())) + len(cluster.get("chief", ()))
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    return {"strategy": recipe.strategy, "replicas": replicas, "workers": max(1, workers), "precision": "float32"}
+    precision = {"search": training.precision_policy(recipe.evaluation.training),
+                 "final": training.precision_policy(recipe.final.training)}
+    return {"strategy": recipe.strategy, "replicas": replicas, "workers": max(1, workers), "precision": precision}
 
 
 def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, outcome=None,

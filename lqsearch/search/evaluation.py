@@ -111,7 +111,7 @@ class _Evaluator:
 
     def build(self, genome) -> tf.keras.Model:
         with self.strategy.scope():
-            return self.bound.build(genome)
+            return training.build_model(self.config.training, lambda: self.bound.build(genome))
 
     def prepare(self) -> Dict[str, Any]:
         """The one-off work before the first candidate, done once per run directory, under a lock.
