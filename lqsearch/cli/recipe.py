@@ -1,10 +1,10 @@
-"""`lqsearch recipe list | show NAME | run NAME_OR_PATH [key=value ...] [--out DIR] [--smoke] | report RUN_DIR`."""
+"""`lqsearch recipe list | show NAME | run NAME_OR_PATH [key=value ...] [--out DIR] [--smoke] [--workers N] | report RUN_DIR`."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from lqsearch.cli.errors import UsageError
-from lqsearch.run import recipes
+from lqsearch.run import recipes, workers
 from lqsearch.run.runner import rebuild_report, run_recipe
 
 
@@ -26,7 +26,22 @@ def _cmd_run(args) -> int:
     if args.out is not None and not args.out.strip():
         raise UsageError("--out is empty; give a run directory, e.g. --out runs/mine (default runs/NAME).")
     out_dir = Path(args.out) if args.out is not None else Path("runs") / recipe.name
-    run_recipe(recipe, out_dir, verbose=1 if args.verbose else 0)
+    verbose = 1 if args.verbose else 0
+    if args.workers is None:
+        run_recipe(recipe, out_dir, verbose=verbose)
+        return 0
+    if args.workers < 1:
+        raise UsageError(f"--workers must be an integer >= 1, got {args.workers}; e.g. --workers 2 "
+                         "(or leave it out to run the trials in this process).")
+    command = ["-m", "lqsearch.cli", "recipe", "run", args.recipe, *args.overrides, "--out", str(out_dir),
+               *(["--smoke"] if args.smoke else []), *(["--verbose"] if args.verbose else [])]
+    port = workers.free_port()
+    pool = workers.WorkerPool(command, args.workers, port)
+    try:
+        with workers.chief_environment(port):
+            run_recipe(recipe, out_dir, verbose=verbose, pool=pool)
+    finally:
+        pool.stop()
     return 0
 
 
@@ -53,6 +68,8 @@ def add_commands(sub) -> None:
         if name == "run":
             command.add_argument("--out", help="run directory (default runs/NAME); the same --out resumes")
             command.add_argument("--verbose", action="store_true", help="show Keras training output")
+            command.add_argument("--workers", type=int, help="run the trials in N local worker processes "
+                                 "(Keras Tuner's chief/worker mode on 127.0.0.1); this process is the chief")
 
     report = commands.add_parser("report", help="rebuild report.md and the plots of a run from its results.json")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `lqsearch recipe run`")

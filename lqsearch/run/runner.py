@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO
 
@@ -29,6 +30,7 @@ from lqsearch import io, training
 from lqsearch.data import load_dataset
 from lqsearch.deploy import artifact, registry
 from lqsearch.run import recipes, study, verdict
+from lqsearch.run import workers as workers_module
 from lqsearch.run.progress import Progress, clock
 from lqsearch.run.report import write_report
 from lqsearch.run.validation import PUBLISHED_FILE, RECIPE_FILE, RunDirError, check_run_dir, validate
@@ -39,6 +41,8 @@ from lqsearch.spaces import BoundSpace
 __all__ = ["run_recipe", "rebuild_report", "RunDirError", "prepare_run_dir"]
 
 RESULTS_FILE = "results.json"
+#: How long a worker waits for the chief to write the run directory.
+WORKER_WAIT_S = 600.0
 FINAL_DIR = "final"
 
 
@@ -246,17 +250,22 @@ def publish(recipe: recipes.Recipe, out_dir: Path, progress: Progress) -> None:
     progress.say(f"Published {entry['name']} version {entry['version']}")
 
 
-def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: TextIO = sys.stdout) -> Dict[str, Any]:
+def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: TextIO = sys.stdout,
+               pool: Optional[workers_module.WorkerPool] = None) -> Dict[str, Any]:
     """Runs (or resumes) `recipe` into `out_dir`; returns the results.
 
     Everything is validated first (`lqsearch.run.validation.validate`: run directory, registry, data,
-    search settings), so bad input is refused before anything is written.
+    search settings), so bad input is refused before anything is written. In a Keras Tuner worker
+    process (`workers.is_worker()`) it only runs trials and returns {}. With `pool` (this process
+    being the chief), the pool's workers start once the preparation is done and run every trial.
 
     Raises:
         RunDirError: if `out_dir` is unusable or holds another recipe's run.
         RecipeError, DataError, lqsearch.deploy.registry_files.RegistryError: on input the run cannot use.
     """
     training.seed_everything(recipe.search.seed)
+    if workers_module.is_worker():
+        return _run_worker(recipe, Path(out_dir), verbose, stream)
     run = validate(recipe, out_dir, load_data=load_data)  # writes nothing
     out_dir, space, dataset = run.out_dir, run.space, run.dataset
     resuming = prepare_run_dir(recipe, out_dir)
@@ -266,16 +275,24 @@ def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: Tex
     callback = _RunCallback(progress, lambda: write_results(out_dir, recipe, tuner, baselines))
     tuner = build_tuner(recipe, space, dataset, out_dir, (callback,), verbose)
     progress.resume_from(sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED"))
-    tuner.prepare()  # before the baselines and the first trial: its own progress lines and duration
+    tuner.prepare(verbose=0)  # before the baselines and the first trial; its lines go through the callback
     baselines.extend(baseline_rows(recipe, tuner, out_dir))
-    tuner.search(verbose=0)
+    if pool is not None:
+        progress.say(f"Search: {pool.workers} worker processes run the trials; this process is the chief")
+        pool.start()
+    try:
+        tuner.search(verbose=0)  # the chief serves the trials to the workers until every one has ended
+    finally:
+        if pool is not None:
+            pool.wait()
     if getattr(tuner.oracle, "stop_reason", None):
         progress.say(f"Search: {tuner.oracle.stop_reason}")
     write_results(out_dir, recipe, tuner, baselines, None)
     evaluated = sum(1 for t in tuner.trial_records() if t["status"] == "COMPLETED")
-    random_best = (run_random_search(recipe, space, dataset, out_dir, evaluated, progress, verbose)
-                   if recipe.final.random_search else None)
-    outcome = run_study(recipe, tuner, dataset, out_dir, random_best, progress, verbose)
+    with workers_module.single_process():  # the stages after the search run in the chief alone
+        random_best = (run_random_search(recipe, space, dataset, out_dir, evaluated, progress, verbose)
+                       if recipe.final.random_search else None)
+        outcome = run_study(recipe, tuner, dataset, out_dir, random_best, progress, verbose)
     results = write_results(out_dir, recipe, tuner, baselines, outcome, random_best)
     write_report(out_dir, results, space=space)
     if outcome["study_verdict"]:
@@ -285,6 +302,22 @@ def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: Tex
         publish(recipe, out_dir, progress)
     progress.say(f"Report: {out_dir / 'report.md'}")
     return results
+
+
+def _run_worker(recipe: recipes.Recipe, out_dir: Path, verbose: int, stream: TextIO) -> Dict[str, Any]:
+    """A distributed worker: waits for the chief's run directory, then only runs trials (see `workers`)."""
+    deadline = time.monotonic() + WORKER_WAIT_S
+    while not (out_dir / RECIPE_FILE).exists():
+        if time.monotonic() > deadline:
+            raise RunDirError(f"{out_dir} holds no {RECIPE_FILE} after {WORKER_WAIT_S:.0f} s: start the chief first "
+                              "(the same command without KERASTUNER_TUNER_ID, or with KERASTUNER_TUNER_ID=chief).")
+        time.sleep(1)
+    run = validate(recipe, out_dir, load_data=load_data)  # the chief wrote the same recipe: a resume, nothing written
+    progress = Progress(recipe.search.trials, recipe.search.population_size, stream)
+    progress.say(f"Worker {os.environ.get('KERASTUNER_TUNER_ID')}: running trials of {run.out_dir}")
+    tuner = build_tuner(recipe, run.space, run.dataset, run.out_dir, (_RunCallback(progress, lambda: None),), verbose)
+    tuner.search(verbose=0)  # the evaluator's preparation is loaded from the chief's run directory
+    return {}
 
 
 def rebuild_report(run_dir) -> Dict[str, Path]:
