@@ -96,13 +96,14 @@ def _step_genomes(supernet, rng: np.random.Generator, sandwich: bool) -> list:
     return [supernet.space.costliest(), supernet.space.cheapest(), supernet.sample_genome(rng)]
 
 
-def _optimizer_step(supernet, images, labels, genomes, distill: bool, apply) -> float:
+def _optimizer_step(supernet, images, labels, genomes, distill: bool, apply) -> tf.Tensor:
     """One optimizer step on the mean gradient of `genomes`; the first teaches the others if distilling.
 
     Returns:
-        The mean loss of the sub-networks.
+        The mean loss of the sub-networks, as a tensor: reading it waits for the device, so the
+        training loop reads the losses of a whole log interval at once (one host sync per interval).
     """
-    no_targets = tf.zeros([tf.shape(images)[0], supernet.num_classes])
+    no_targets = tf.fill(tf.stack([tf.shape(images)[0], supernet.num_classes]), 0.0)  # no shape read on the host
     targets, total, losses = no_targets, None, []
     for index, genome in enumerate(genomes):
         supernet.set_genome(genome)
@@ -113,9 +114,9 @@ def _optimizer_step(supernet, images, labels, genomes, distill: bool, apply) -> 
         if distill and index == 0:
             targets = tf.nn.softmax(logits)
         total = grads if total is None else [a + b for a, b in zip(total, grads)]
-        losses.append(float(loss))
+        losses.append(loss)
     apply(total if len(genomes) == 1 else [g / len(genomes) for g in total])
-    return float(np.mean(losses))
+    return losses[0] if len(losses) == 1 else tf.add_n(losses) / len(losses)
 
 
 def _restore(supernet, path: Optional[str], step: tf.Variable, optimizer) -> None:
@@ -161,7 +162,7 @@ def train(supernet, pipeline: tf.data.Dataset, *, steps: int, checkpoint_dir: Pa
                                       genomes, distill, apply))
         step.assign(current + 1)
         if (current + 1) % log_every == 0 or current + 1 == steps:
-            history.append([current + 1, float(np.mean(window))])
+            history.append([current + 1, float(tf.reduce_mean(tf.stack(window)))])  # the interval's one host sync
             window = []
             if log is not None:
                 per_step = (time.perf_counter() - began) / (current + 1 - start)
