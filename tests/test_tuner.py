@@ -10,6 +10,7 @@ import lqsearch.spaces
 from lqsearch import training
 from lqsearch.data import load_dataset
 from lqsearch.search.evaluation import EvaluationConfig
+from lqsearch.search.selection import ParetoSelection
 from lqsearch.search.settings import SearchSettings
 from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback, SpaceHyperModel, fitness
 from lqsearch.spaces.vgg_small import VGGSmallSpace
@@ -255,16 +256,21 @@ def test_supernet_progress_follows_the_search_verbosity(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_every_trial_reaches_tensorboard_hparams(tmp_path):
+def test_pareto_search_and_every_trial_in_tensorboard_hparams(tmp_path):
     small = load_dataset("embedded", batch_size=16, train_limit=120, test_limit=20, search_fraction=0.3, image_size=8)
     space = TinyGroupedSpace()
     tuner = _tuner(space, small, tmp_path, evaluation=EvaluationConfig(
-        epochs=1, training=training.preset("cpu", steps_per_epoch=1)), max_trials=3)
+        epochs=1, training=training.preset("cpu", steps_per_epoch=1)), max_trials=4, selection="pareto",
+        objectives=["accuracy", "memory_bits"])
     tuner.search(verbose=0)
     records = {r["trial_id"]: r for r in tuner.trial_records()}
+    first = tuner.oracle.generations()[0]["trials"]
+    pareto = ParetoSelection([kt.Objective("accuracy", "max"), kt.Objective("memory_bits", "min")])
+    parents = pareto.top_k({t: tuner.oracle.trials[t] for t in first}, 2, int)
+    assert tuner.oracle.generations()[1]["parents"] == parents  # bred from the pareto ranking of generation 0
     log_dir = tmp_path / "search" / "tensorboard"
     runs = sorted(p.name for p in log_dir.iterdir() if p.is_dir())
-    assert runs == sorted(records) and len(runs) == 3  # one HParams session per trial
+    assert runs == sorted(records) and len(runs) == 4  # one HParams session per trial
 
     root = event_accumulator.EventAccumulator(str(log_dir))
     root.Reload()
