@@ -156,7 +156,8 @@ class SyntheticTuner(keras_tuner.Tuner):
             trial id to `ran_<tuner_id>.log` there.
         fail_every: optional int n; every n-th run_trial call raises.
         nan_every: optional int n; every n-th run_trial call returns NaN.
-        objective_fn: values dict -> fitness; `synthetic_fitness` by default.
+        objective_fn: values dict -> fitness, or -> a metrics dict (e.g. `synthetic_metrics`);
+            `synthetic_fitness` by default.
         **kwargs: passed to `keras_tuner.Tuner`.
     """
 
@@ -176,13 +177,14 @@ class SyntheticTuner(keras_tuner.Tuner):
         if self.fail_every and self.calls % self.fail_every == 0:
             raise RuntimeError(f"synthetic failure in call {self.calls}")
         fitness = self.objective_fn(trial.hyperparameters.values)
+        metrics = dict(fitness) if isinstance(fitness, dict) else {OBJECTIVE_NAME: fitness}
         if self.nan_every and self.calls % self.nan_every == 0:
-            fitness = math.nan
+            metrics[OBJECTIVE_NAME] = math.nan
         if self.log_directory:
             log_path = os.path.join(self.log_directory, f"ran_{self.tuner_id}.log")
             with open(log_path, "a") as log_file:
                 log_file.write(f"{trial.trial_id}\n")
-        return {OBJECTIVE_NAME: fitness}
+        return metrics
 
 
 def _parse_args(argv):
@@ -194,6 +196,8 @@ def _parse_args(argv):
     parser.add_argument("--num-crossovers", type=int, default=4)
     parser.add_argument("--num-mutations", type=int, default=4)
     parser.add_argument("--schedule", default="generational", choices=["generational", "steady_state"])
+    parser.add_argument("--selection", default="fitness", choices=["fitness", "pareto"],
+                        help="pareto: NSGA-II over accuracy (max) and flops (min) of `synthetic_metrics`")
     parser.add_argument("--sleep", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
@@ -233,12 +237,15 @@ def main(argv=None):
         num_crossovers=args.num_crossovers,
         num_mutations=args.num_mutations,
         schedule=args.schedule,
+        selection=args.selection,
+        objectives=["accuracy", "flops"] if args.selection == "pareto" else None,
         seed=args.seed,
     )
     tuner = SyntheticTuner(
         oracle=oracle,
         hypermodel=declare_space,
         sleep_seconds=args.sleep,
+        objective_fn=synthetic_metrics if args.selection == "pareto" else synthetic_fitness,
         log_directory=args.directory,
         directory=args.directory,
         project_name="synthetic",
