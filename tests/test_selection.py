@@ -85,6 +85,7 @@ def test_settings_accept_objectives_and_refuse_a_pareto_selection_without_them()
     settings = EvolutionSettings(selection="pareto", objectives=[keras_tuner.Objective("accuracy", "max"), "flops"])
     assert [(o.name, o.direction) for o in settings.objectives] == [("accuracy", "max"), ("flops", "min")]
     assert settings.model_dump(mode="json")["objectives"] == ["accuracy", "flops"]
+    assert hash(settings) == hash(EvolutionSettings(selection="pareto", objectives=["accuracy", "flops"]))
     assert EvolutionSettings().selection == "fitness"
     with pytest.raises(ValueError, match="selection='pareto' ranks the trials on several objectives"):
         EvolutionSettings(selection="pareto")

@@ -32,6 +32,16 @@ OBJECTIVE_DIRECTIONS = {"accuracy": "max", "fitness": "max", "flops": "min", "bi
 SEARCH_COSTS = ("flops", "memory_bits", "latency_s")
 
 
+class SettingsObjective(keras_tuner.Objective):
+    """A `keras_tuner.Objective` that hashes and prints by value (so frozen settings stay hashable)."""
+
+    def __hash__(self):
+        return hash((self.name, self.direction))
+
+    def __repr__(self):
+        return f"Objective({self.name!r}, {self.direction!r})"
+
+
 def _objective(value: Any) -> keras_tuner.Objective:
     """A `keras_tuner.Objective` from one, a metric name, or a {"name", "direction"} mapping."""
     if isinstance(value, keras_tuner.Objective) and not isinstance(value, objective_module.MultiObjective):
@@ -52,7 +62,7 @@ def _objective(value: Any) -> keras_tuner.Objective:
     if objective.direction not in ("max", "min"):
         raise ValueError(f"the direction of objective {objective.name!r} must be 'max' or 'min', "
                          f"got {objective.direction!r}")
-    return objective
+    return SettingsObjective(objective.name, objective.direction)
 
 
 def _objective_json(objective: keras_tuner.Objective) -> Any:
