@@ -402,9 +402,9 @@ def _wait_for_trials(process, project_dir, count, timeout=90.0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("schedule, selection", [(s, "fitness") for s in SCHEDULES] + [("generational", "pareto")])
 @pytest.mark.heavy
-def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedule):
+def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedule, selection):
     max_trials = 30
     project_dir = tmp_path / "synthetic"
     log_path = tmp_path / "search.log"
@@ -413,7 +413,7 @@ def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedul
     processes = []
     try:
         for _ in range(2):
-            process = _start_search(tmp_path, log_path, max_trials, extra_args=["--sleep", "0.08", "--schedule", schedule])
+            process = _start_search(tmp_path, log_path, max_trials, extra_args=["--sleep", "0.08", "--schedule", schedule, "--selection", selection])
             processes.append(process)
             # Two more trial files: one trial ended since start, so the tuner
             # state exists and the restart must be a resume.
@@ -422,7 +422,7 @@ def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedul
             time.sleep(delays[-1])
             process.kill()
             process.wait(timeout=30)
-        final = _start_search(tmp_path, log_path, max_trials, extra_args=["--sleep", "0.08", "--schedule", schedule])
+        final = _start_search(tmp_path, log_path, max_trials, extra_args=["--sleep", "0.08", "--schedule", schedule, "--selection", selection])
         processes.append(final)
         assert final.wait(timeout=150) == 0, log_path.read_text()[-3000:]
     finally:
@@ -440,9 +440,9 @@ def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedul
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("schedule, selection", [(s, "fitness") for s in SCHEDULES] + [("generational", "pareto")])
 @pytest.mark.heavy
-def test_distributed_chief_and_two_workers_share_one_search(tmp_path, schedule):
+def test_distributed_chief_and_two_workers_share_one_search(tmp_path, schedule, selection):
     max_trials = 12
     port = str(free_port())
     processes = {}
@@ -453,7 +453,7 @@ def test_distributed_chief_and_two_workers_share_one_search(tmp_path, schedule):
             processes[tuner_id] = _start_search(
                 tmp_path, tmp_path / f"{tuner_id}.log", max_trials, env,
                 ["--sleep", "0.25", "--population-size", "4", "--num-parents", "2", "--num-crossovers", "2",
-                 "--num-mutations", "2", "--schedule", schedule, "--barrier", "2"],
+                 "--num-mutations", "2", "--schedule", schedule, "--selection", selection, "--barrier", "2"],
             )
         for tuner_id in ("tuner0", "tuner1", "chief"):
             code = processes[tuner_id].wait(timeout=150)

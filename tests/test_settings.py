@@ -43,8 +43,8 @@ def test_a_config_field_is_a_recipe_key_that_reaches_the_oracle(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("search.populaton_size=4", "Unknown recipe key 'search.populaton_size'. Did you mean 'search.population_size'? "
                                 "Valid keys here: population_size, num_parents, num_crossovers, num_mutations, "
-                                "mutation_rate, max_sampling_attempts, schedule, generations, max_trials, seed, "
-                                "lambda, cost_metric, max_flops, baselines, evaluate_baselines."),
+                                "mutation_rate, max_sampling_attempts, schedule, selection, objectives, generations, "
+                                "max_trials, seed, lambda, cost_metric, max_flops, baselines, evaluate_baselines."),
     ("search.population_size=0", "Recipe key 'search.population_size' is out of range: 0; allowed values are >= 1. "
                                  "Fix: e.g. search.population_size=20."),
     ("search.lambda=.nan", "Recipe key 'search.lambda' must be a finite number, got nan; NaN and infinity are not "
@@ -71,7 +71,7 @@ def test_recipe_errors_name_the_dotted_key_the_allowed_values_and_a_fix(override
     (lambda: SearchSettings(populaton_size=3),
      "Unknown SearchSettings setting 'populaton_size'. Did you mean 'population_size'? Valid keys here: "
      "population_size, num_parents, num_crossovers, num_mutations, mutation_rate, max_sampling_attempts, schedule, "
-     "generations, max_trials, seed, lambda, cost_metric, max_flops."),
+     "selection, objectives, generations, max_trials, seed, lambda, cost_metric, max_flops."),
     (lambda: DataConfig(batch_size=True), "DataConfig setting 'batch_size' must be integer, got True."),
     (lambda: training.PRESETS["cpu"].replace(learning_rate=float("inf")),
      "TrainingConfig setting 'learning_rate' must be a finite number, got inf; NaN and infinity are not numbers "

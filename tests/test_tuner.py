@@ -1,13 +1,16 @@
-"""The search tuner: metrics and fitness, failed candidates, best models, summary, FLOPs ceiling."""
+"""The search tuner: metrics and fitness, failed candidates, best models, summary, FLOPs ceiling, TensorBoard."""
 
 import keras_tuner as kt
 import pytest
 import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import api_pb2, metadata
 
 import lqsearch.spaces
 from lqsearch import training
 from lqsearch.data import load_dataset
 from lqsearch.search.evaluation import EvaluationConfig
+from lqsearch.search.selection import ParetoSelection
 from lqsearch.search.settings import SearchSettings
 from lqsearch.search.tuner import BinaryArchitectureSearch, SearchCallback, SpaceHyperModel, fitness
 from lqsearch.spaces.vgg_small import VGGSmallSpace
@@ -250,3 +253,42 @@ def test_supernet_progress_follows_the_search_verbosity(tmp_path, capsys):
     loud.prepare()  # verbose by default, as Keras Tuner's search
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("supernet step")]
     assert printed == loud_lines.lines and len(printed) == 4
+
+
+@pytest.mark.slow
+def test_pareto_search_and_every_trial_in_tensorboard_hparams(tmp_path):
+    small = load_dataset("embedded", batch_size=16, train_limit=120, test_limit=20, search_fraction=0.3, image_size=8)
+    space = TinyGroupedSpace()
+    tuner = _tuner(space, small, tmp_path, evaluation=EvaluationConfig(
+        epochs=1, training=training.preset("cpu", steps_per_epoch=1)), max_trials=4, selection="pareto",
+        objectives=["accuracy", "memory_bits"])
+    tuner.search(verbose=0)
+    records = {r["trial_id"]: r for r in tuner.trial_records()}
+    first = tuner.oracle.generations()[0]["trials"]
+    pareto = ParetoSelection([kt.Objective("accuracy", "max"), kt.Objective("memory_bits", "min")])
+    parents = pareto.top_k({t: tuner.oracle.trials[t] for t in first}, 2, int)
+    assert tuner.oracle.generations()[1]["parents"] == parents  # bred from the pareto ranking of generation 0
+    log_dir = tmp_path / "search" / "tensorboard"
+    runs = sorted(p.name for p in log_dir.iterdir() if p.is_dir())
+    assert runs == sorted(records) and len(runs) == 4  # one HParams session per trial
+
+    root = event_accumulator.EventAccumulator(str(log_dir))
+    root.Reload()
+    experiment = metadata.parse_experiment_plugin_data(root.PluginTagToContent(metadata.PLUGIN_NAME)[
+        metadata.EXPERIMENT_TAG])
+    assert [h.name for h in experiment.hparam_infos] == [gene.name for gene in space.genes]
+    assert [m.name.tag for m in experiment.metric_infos] == ["accuracy", "flops", "fitness", "latency_s"]
+    for trial_id, record in records.items():
+        run = event_accumulator.EventAccumulator(str(log_dir / trial_id))
+        run.Reload()
+        content = run.PluginTagToContent(metadata.PLUGIN_NAME)
+        start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+        assert start.group_name == trial_id
+        hparams = {name: value.number_value for name, value in start.hparams.items()}
+        assert hparams == pytest.approx({name: float(value) for name, value in record["genome"].items()})
+        end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
+        assert end.status == api_pb2.STATUS_SUCCESS
+        for name in ("accuracy", "flops", "fitness"):
+            value = tf.make_ndarray(run.Tensors(name)[0].tensor_proto)
+            assert float(value) == pytest.approx(record[name], rel=1e-6)
+        assert "latency_s" not in run.Tags()["tensors"]  # not measured in this run (cost_metric "flops")

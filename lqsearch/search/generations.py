@@ -35,6 +35,19 @@ are relative weights) and mutation otherwise; its generation label is the
 number of trials completed when it was created, divided by P, so failed
 trials do not shift the labels.
 
+"The top-K" is the ranking of `selection` ("fitness" or NSGA-II's "pareto"),
+which the oracle passes in as `top_k`.
+
+Warm starts: scored trials the oracle did not breed (origin "external": an
+earlier search in the same project, or `EvolutionaryOracle.add_trial`) are
+members of the generation that was open when they arrived and count towards
+its P like any other, so with P or more of them generation 0 is complete at
+once and the first generation is bred from their top-K; with
+"steady_state" breeding starts once P trials are scored, whatever made them.
+A project reloaded with another population size, parent count or selection
+goes on from the trials it has: the open generation's parents are ranked
+again (`set_state(..., rerank=True)`).
+
 References:
     - Phan, Liu, Huynh, Savvides, Cheng, Shen. Binarizing MobileNet via
       Evolution-based Searching. CVPR 2020, arXiv:2005.06305 (Algorithm 1).
@@ -148,6 +161,10 @@ class GenerationalSchedule:
             self.current = generation + 1
             self.records[self.current] = self._record(top_k(), ended)
 
+    def generation_now(self, statuses):
+        """The generation open now (where a trial added from outside goes)."""
+        return self.current
+
     def summaries(self, lineage, trials):
         """One dict per generation: {"generation", "trials", "parents", "began_after_ended", "closed"}."""
         summaries = []
@@ -166,11 +183,17 @@ class GenerationalSchedule:
         records = {str(g): dict(r, parents=list(r["parents"])) for g, r in self.records.items()}
         return {"current": self.current, "records": records}
 
-    def set_state(self, state, lineage, top_k, ended):
-        """Restores `get_state`; without one (older project) resumes at the last recorded generation."""
+    def set_state(self, state, lineage, top_k, ended, rerank=False):
+        """Restores `get_state`; without one (older project) resumes at the last recorded generation.
+
+        With `rerank` (the ranking or P changed since the state was saved), the open generation's
+        parents are ranked again from the trials completed so far.
+        """
         if state:
             self.current = int(state["current"])
             self.records = {int(g): dict(r, parents=list(r["parents"])) for g, r in state["records"].items()}
+            if rerank and self.current > 0:
+                self.records[self.current] = self._record(top_k(), ended)
             return
         generations = lineage.generations()
         self.current = generations[-1] if generations else 0
@@ -201,6 +224,10 @@ class SteadyStateSchedule:
         crossover = len(parents) >= 2 and rng.random() < weight
         return Plan(generation, "crossover" if crossover else "mutation", parents)
 
+    def generation_now(self, statuses):
+        """The generation label a trial created now gets (completed trials // P)."""
+        return sum(status == _STATUS.COMPLETED for status in statuses.values()) // self.settings.population_size
+
     def summaries(self, lineage, trials):
         """One dict per generation label; no parents or barrier records in steady state."""
         return [
@@ -212,7 +239,7 @@ class SteadyStateSchedule:
     def get_state(self):
         return {}
 
-    def set_state(self, state, lineage, top_k, ended):
+    def set_state(self, state, lineage, top_k, ended, rerank=False):
         """Nothing to restore: the plan depends on the trials only."""
 
 

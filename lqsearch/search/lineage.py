@@ -7,18 +7,20 @@ birth when it proposes a genome and keeps the records in its state
 A birth holds:
 
 - `generation`: the generation the trial belongs to (see `generations`);
-- `origin`: how its genome was made, one of `ORIGINS`, or `"unknown"` for a
-  trial of a project written before lineage was recorded;
+- `origin`: how its genome was made, one of `ORIGINS`: "random", "crossover",
+  "mutation", or "external" for a trial the oracle did not breed (an earlier
+  search in the same project, a project written before lineage was recorded,
+  or a trial added by the user), which still joins the population;
 - `parents`: the trial ids its genome was bred from (none for a random one);
 - `slot`: the operator slot of its generation that it fills. It equals
   `origin`, except when breeding found no new valid genome and the slot was
   filled by a random one (origin "random" in a "crossover" or "mutation"
   slot), so a generation still holds exactly C + M children.
 """
-__all__ = ["Lineage", "ORIGINS", "UNKNOWN"]
+__all__ = ["Lineage", "ORIGINS", "EXTERNAL"]
 
-ORIGINS = ("random", "crossover", "mutation")
-UNKNOWN = "unknown"
+EXTERNAL = "external"
+ORIGINS = ("random", "crossover", "mutation", EXTERNAL)
 
 
 class Lineage:
@@ -36,7 +38,7 @@ class Lineage:
         Arguments:
             trial_id: the trial id.
             generation: an int >= 0.
-            origin: one of `ORIGINS` or `UNKNOWN`.
+            origin: one of `ORIGINS`.
             parents: iterable of parent trial ids.
             slot: the generation slot it fills; `origin` when None.
         """
@@ -47,9 +49,9 @@ class Lineage:
             "slot": str(slot or origin),
         }
 
-    def record_unknown(self, trial_id, generation):
-        """Records a trial whose birth was not recorded: random in generation 0, else unknown origin."""
-        self.record(trial_id, generation, UNKNOWN if generation else "random", [])
+    def record_external(self, trial_id, generation):
+        """Records a trial the oracle did not breed (origin "external", no parents) in `generation`."""
+        self.record(trial_id, generation, EXTERNAL, [])
 
     def of(self, trial_id):
         """Returns `{"generation": int, "origin": str, "parents": [str, ...]}` (a copy).

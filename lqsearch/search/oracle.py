@@ -3,7 +3,10 @@
 Algorithm 1 of Phan et al. on the schedule of `generations` ("generational":
 whole generations of C crossover and M mutation children of the top-K, behind
 a barrier where workers back off, see `barrier`; or "steady_state"), with the
-genetic `operators`; every trial records its `lineage`. A genome is never
+genetic `operators`; parents are the top-K of a `selection` ("fitness", or
+NSGA-II's "pareto" over several objectives); scored trials the oracle did not
+breed join the population (`warm_start`, origin "external"); every trial
+records its `lineage`. A genome is never
 proposed twice; the optional `constraint(values) -> bool` is checked before a
 trial exists; after `max_sampling_attempts` draws without a new valid genome
 the search stops and `stop_reason` says why (`stops`). `max_trials` counts
@@ -23,6 +26,8 @@ References:
       Evolution-based Searching. CVPR 2020, arXiv:2005.06305 (Algorithm 1).
     - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural
       Architectures. ICCV Workshops 2019, arXiv:1909.07378.
+    - Deb, Pratap, Agarwal, Meyarivan. A fast and elitist multiobjective
+      genetic algorithm: NSGA-II. IEEE TEC 2002 ("pareto" selection).
 """
 import logging
 import math
@@ -37,8 +42,11 @@ from lqsearch import io
 from lqsearch.checks import check_int
 from lqsearch.search import generations, operators, project_files, stops
 from lqsearch.search.barrier import WorkerBarrier
+from lqsearch.search.failures import TrialFailures
 from lqsearch.search.lineage import Lineage
+from lqsearch.search.selection import make_selection
 from lqsearch.search.settings import EvolutionSettings
+from lqsearch.search.warm_start import WarmStart
 
 __all__ = ["EvolutionaryOracle"]
 
@@ -48,7 +56,7 @@ _STATUS = trial_module.TrialStatus
 _PENDING_STATUSES = generations.PENDING_STATUSES
 
 
-class EvolutionaryOracle(keras_tuner.Oracle):
+class EvolutionaryOracle(WarmStart, TrialFailures, keras_tuner.Oracle):
     """Evolutionary search (top-K selection, crossover, mutation) for Keras Tuner.
 
     Arguments:
@@ -70,6 +78,10 @@ class EvolutionaryOracle(keras_tuner.Oracle):
             before the search stops, an int >= 1.
         schedule: "generational" (Algorithm 1, whole generations behind a
             barrier) or "steady_state" (asynchronous, never waits).
+        selection, objectives: "fitness" (parents by `objective`) or "pareto"
+            (NSGA-II over `objectives`, e.g. [Objective("accuracy", "max"),
+            Objective("flops", "min")], read from the trials' metrics; a
+            trial lacking one fails); see `EvolutionSettings`.
         settings: an `EvolutionSettings` holding all of the above at once
             (a `SearchSettings` is one too); not together with them.
             Settings left out take `EvolutionSettings`' defaults.
@@ -94,7 +106,7 @@ class EvolutionaryOracle(keras_tuner.Oracle):
     def __init__(
         self, objective=None, max_trials=10, *,
         population_size=None, num_parents=None, num_crossovers=None, num_mutations=None, mutation_rate=None,
-        max_sampling_attempts=None, schedule=None, settings=None,
+        max_sampling_attempts=None, schedule=None, selection=None, objectives=None, settings=None,
         constraint=None, hyperparameters=None, allow_new_entries=True,
         tune_new_entries=True, seed=None, max_retries_per_trial=0,
         max_consecutive_failed_trials=3,
@@ -102,7 +114,8 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         given = {name: value for name, value in (
             ("population_size", population_size), ("num_parents", num_parents), ("num_crossovers", num_crossovers),
             ("num_mutations", num_mutations), ("mutation_rate", mutation_rate),
-            ("max_sampling_attempts", max_sampling_attempts), ("schedule", schedule)) if value is not None}
+            ("max_sampling_attempts", max_sampling_attempts), ("schedule", schedule), ("selection", selection),
+            ("objectives", objectives)) if value is not None}
         try:
             self.settings = EvolutionSettings.resolve(settings, given)
             check_int("max_trials", max_trials, minimum=1)
@@ -131,6 +144,7 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         self._genome_hashes = set()
         self._lineage = Lineage()
         self._schedule = generations.make_schedule(self.settings)
+        self._selection = make_selection(self.settings, self.objective)
         self._failure_stop_message = None
         self._pending_messages = {}
         self._barrier = WorkerBarrier()
@@ -144,8 +158,8 @@ class EvolutionaryOracle(keras_tuner.Oracle):
             trial_id: a trial id of this oracle.
         Returns:
             `{"generation": int, "origin": str, "parents": [trial id, ...]}`;
-            origin is "random", "crossover" or "mutation" ("unknown" for a
-            trial of a project written before lineage was recorded).
+            origin is "random", "crossover", "mutation" or "external" (a
+            trial the oracle did not breed, see `add_trial`).
         Raises:
             ValueError: if the trial id is unknown.
         """
@@ -286,12 +300,13 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         self._barrier.trial_ended()
 
     def score_trial(self, trial):
-        """Scores a trial; a missing objective scores NaN, so the trial fails."""
+        """Scores a trial; a missing objective (any of `objectives` for "pareto") scores NaN: the trial fails."""
         try:
             super().score_trial(trial)
         except (KeyError, ValueError):
             trial.score = None
         trial.score = math.nan if trial.score is None else float(trial.score)
+        self._fail_unranked(trial)
 
     def _check_consecutive_failures(self):
         """Records a stop (Keras Tuner raises) after too many failures in a row.
@@ -318,6 +333,7 @@ class EvolutionaryOracle(keras_tuner.Oracle):
             "rng_state": self._rng.getstate(),
             "genome_hashes": sorted(self._genome_hashes),
             "schedule": self.settings.schedule,
+            "ranking": self._ranking_key(),
             "lineage": self._lineage.get_state(),
             "generations": self._schedule.get_state(),
             "stop_reason": self.stop_reason,
@@ -327,8 +343,8 @@ class EvolutionaryOracle(keras_tuner.Oracle):
     def set_state(self, state):
         """Restores a state made by `get_state` (trials must be loaded first).
 
-        A project written before lineage was recorded gets generation
-        `index // population_size` and origin "unknown" for its trials.
+        Trials without a birth record (another oracle's, an older project's)
+        are recorded as "external" members of the last generation (0 if none).
         """
         super().set_state(state)
         evolution = state.get("evolution", {})
@@ -338,15 +354,17 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         self._genome_hashes = set(evolution.get("genome_hashes", []))
         self._lineage.set_state(evolution.get("lineage"), set(self.trials))
         self.stop_reason = evolution.get("stop_reason")
-        for trial_id, trial in self.trials.items():
-            values = trial.hyperparameters.values
+        last = max(self._lineage.generations(), default=0)
+        for trial_id in sorted(self.trials, key=self._trial_index):
+            values = self.trials[trial_id].hyperparameters.values
             self._genome_hashes.add(operators.values_hash(values))
             self._tried_so_far.add(self._compute_values_hash(values))
-            if trial_id not in self._lineage:  # a project written before lineage was recorded
-                self._lineage.record_unknown(trial_id, self._trial_index(trial_id) // self.settings.population_size)
+            if trial_id not in self._lineage:
+                self._lineage.record_external(trial_id, last)
         same_schedule = evolution.get("schedule") == self.settings.schedule
         saved = evolution.get("generations") if same_schedule else None
-        self._schedule.set_state(saved, self._lineage, self._top_k_ids, len(self.end_order))
+        rerank = evolution.get("ranking", self._ranking_key()) != self._ranking_key()
+        self._schedule.set_state(saved, self._lineage, self._top_k_ids, len(self.end_order), rerank)
 
     def reload(self):
         """Reloads the project, then repairs what a kill may have left behind."""
@@ -417,7 +435,11 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         return trial_id
 
     def _top_k_ids(self):
-        return generations.top_k_ids(self.trials, self.objective.direction, self.settings.num_parents, self._trial_index)
+        return self._selection.top_k(self.trials, self.settings.num_parents, self._trial_index)
+
+    def _ranking_key(self):
+        """What the parents depend on (selection, P, K): a reload with another one re-ranks them."""
+        return f"{self._selection.key()};P={self.settings.population_size};K={self.settings.num_parents}"
 
     def _count_trials(self):
         """Returns the (completed, pending, failed) trial counts."""
@@ -459,35 +481,6 @@ class EvolutionaryOracle(keras_tuner.Oracle):
         except (TypeError, ValueError):
             order = self.start_order
             return order.index(trial_id) if trial_id in order else len(order)
-
-    def _explain_failure(self, trial_id):
-        """Gives a failed trial that has no message an explicit reason."""
-        pending_message = self._pending_messages.pop(trial_id, None)
-        trial = self.trials[trial_id]
-        if trial.status == _STATUS.FAILED and not trial.message:
-            trial.message = pending_message or (
-                f"EvolutionaryOracle: the objective {self.objective.name!r} was "
-                f"NaN or missing (score={trial.score}), so the trial is {trial.status}."
-            )
-            self._save_trial(trial)
-
-    def _fail_after_error(self, trial_id, error):
-        """Marks a trial FAILED after an error inside `end_trial`."""
-        message = f"EvolutionaryOracle: ending trial {trial_id} failed: {error!r}"
-        logger.exception(message)
-        trial = self.trials.get(trial_id)
-        if trial is None:
-            return
-        trial.status, trial.message = _STATUS.FAILED, message
-        if trial_id not in self.end_order:
-            self.end_order.append(trial_id)
-        for tuner_id, ongoing in list(self.ongoing_trials.items()):
-            if ongoing.trial_id == trial_id:
-                self.ongoing_trials.pop(tuner_id)
-        try:
-            self._save_trial(trial)
-        except Exception:  # pylint: disable=broad-except
-            logger.exception("EvolutionaryOracle: could not save trial %s", trial_id)
 
     def _save_quietly(self):
         try:

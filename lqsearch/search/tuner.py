@@ -35,6 +35,7 @@ from keras_tuner.src.distribute import utils as dist_utils  # Keras Tuner's own 
 from lqsearch import training
 from lqsearch.deploy import artifact
 from lqsearch.deploy.lce import LatencyCache
+from lqsearch.search import hparams_log
 from lqsearch.search.evaluation import EvaluationConfig, make_evaluator
 from lqsearch.search.oracle import EvolutionaryOracle
 from lqsearch.search.pareto import pareto_front
@@ -347,8 +348,11 @@ class BinaryArchitectureSearch(kt.Tuner):
         return model
 
     def on_trial_end(self, trial):
-        """Keras Tuner hook; then calls every `SearchCallback`'s `on_trial_record` and `on_results`."""
+        """Keras Tuner hook; writes the trial to `<project>/tensorboard` (HParams: genes, accuracy, flops,
+        fitness, latency; see `hparams_log`), then calls every `SearchCallback`'s `on_trial_record` and
+        `on_results`."""
         super().on_trial_end(trial)
+        hparams_log.log_trial(Path(self.project_dir) / "tensorboard", self.oracle, trial.trial_id)
         if not self.search_callbacks:
             return
         if hasattr(self.oracle, "trials"):

@@ -1,7 +1,9 @@
 """Synthetic search problem and subprocess entry point for the oracle tests.
 
-Importable helpers (used by tests/test_oracle.py and bench/bench_oracle.py):
-`declare_space`, `synthetic_fitness`, `drive_oracle`, `SyntheticTuner`.
+Importable helpers (used by tests/test_oracle.py, bench/bench_oracle.py and
+bench/bench_front.py): `declare_space`, `synthetic_fitness`, `synthetic_flops`
+and `synthetic_metrics` (a second, cost objective for Pareto searches),
+`drive_oracle`, `SyntheticTuner`.
 
 Run as a script, it is one Keras Tuner process of a search on the synthetic
 problem (no training), so tests can SIGKILL and restart it, or start a chief
@@ -91,21 +93,43 @@ def synthetic_fitness(values):
     return OPTIMUM - PENALTY_SCALE * synthetic_penalty(values)
 
 
+def synthetic_flops(values):
+    """A cost to minimize, in units of the all-1x network: the mean of r[i-1] * r[i] over the layers (r[-1] = 1).
+
+    As a conv layer's FLOPs grow with its input and output widths, the ratios
+    that maximize `synthetic_fitness` (mostly 4x) cost about 11x, the
+    cheapest genome (all 0.25x) about 0.08x: accuracy and cost conflict.
+    """
+    ratios = [1.0] + [values[f"layer_{layer}"] for layer in range(NUM_LAYERS)]
+    return sum(a * b for a, b in zip(ratios, ratios[1:])) / NUM_LAYERS
+
+
+#: Lambda of the weighted-sum fitness of `synthetic_metrics`.
+SYNTHETIC_LAMBDA = 1.0
+
+
+def synthetic_metrics(values, lam=SYNTHETIC_LAMBDA):
+    """Metrics of a two-objective problem: {"accuracy": max, "flops": min, "fitness": accuracy - lam * flops}."""
+    accuracy, flops = synthetic_fitness(values), synthetic_flops(values)
+    return {"accuracy": accuracy, "flops": flops, OBJECTIVE_NAME: accuracy - lam * flops}
+
+
 def drive_oracle(oracle, objective_fn, num_trials, tuner_id="tuner0",
                  stop_when=None):
     """Runs trials directly on an oracle, with no Tuner and no training.
 
     Arguments:
         oracle: a Keras Tuner oracle whose project dir is set.
-        objective_fn: values dict -> objective value.
+        objective_fn: values dict -> objective value, or -> a dict of metrics
+            (holding the oracle's objective; e.g. `synthetic_metrics`).
         num_trials: maximum number of `create_trial` calls.
         tuner_id: the tuner id to request trials with.
         stop_when: optional predicate on an objective value; the loop stops
             after the first trial for which it is true.
 
     Returns:
-        The list of (values dict, objective value) in creation order; it stops
-        early when the oracle returns a STOPPED trial.
+        The list of (values dict, objective value or metrics dict) in creation
+        order; it stops early when the oracle returns a STOPPED trial.
     """
     history = []
     for _ in range(num_trials):
@@ -114,7 +138,7 @@ def drive_oracle(oracle, objective_fn, num_trials, tuner_id="tuner0",
             break
         values = dict(trial.hyperparameters.values)
         value = objective_fn(values)
-        oracle.update_trial(trial.trial_id, {OBJECTIVE_NAME: value})
+        oracle.update_trial(trial.trial_id, dict(value) if isinstance(value, dict) else {OBJECTIVE_NAME: value})
         trial.status = trial_module.TrialStatus.COMPLETED
         oracle.end_trial(trial)
         history.append((values, value))
@@ -132,7 +156,8 @@ class SyntheticTuner(keras_tuner.Tuner):
             trial id to `ran_<tuner_id>.log` there.
         fail_every: optional int n; every n-th run_trial call raises.
         nan_every: optional int n; every n-th run_trial call returns NaN.
-        objective_fn: values dict -> fitness; `synthetic_fitness` by default.
+        objective_fn: values dict -> fitness, or -> a metrics dict (e.g. `synthetic_metrics`);
+            `synthetic_fitness` by default.
         **kwargs: passed to `keras_tuner.Tuner`.
     """
 
@@ -152,13 +177,14 @@ class SyntheticTuner(keras_tuner.Tuner):
         if self.fail_every and self.calls % self.fail_every == 0:
             raise RuntimeError(f"synthetic failure in call {self.calls}")
         fitness = self.objective_fn(trial.hyperparameters.values)
+        metrics = dict(fitness) if isinstance(fitness, dict) else {OBJECTIVE_NAME: fitness}
         if self.nan_every and self.calls % self.nan_every == 0:
-            fitness = math.nan
+            metrics[OBJECTIVE_NAME] = math.nan
         if self.log_directory:
             log_path = os.path.join(self.log_directory, f"ran_{self.tuner_id}.log")
             with open(log_path, "a") as log_file:
                 log_file.write(f"{trial.trial_id}\n")
-        return {OBJECTIVE_NAME: fitness}
+        return metrics
 
 
 def _parse_args(argv):
@@ -170,6 +196,8 @@ def _parse_args(argv):
     parser.add_argument("--num-crossovers", type=int, default=4)
     parser.add_argument("--num-mutations", type=int, default=4)
     parser.add_argument("--schedule", default="generational", choices=["generational", "steady_state"])
+    parser.add_argument("--selection", default="fitness", choices=["fitness", "pareto"],
+                        help="pareto: NSGA-II over accuracy (max) and flops (min) of `synthetic_metrics`")
     parser.add_argument("--sleep", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
@@ -209,12 +237,15 @@ def main(argv=None):
         num_crossovers=args.num_crossovers,
         num_mutations=args.num_mutations,
         schedule=args.schedule,
+        selection=args.selection,
+        objectives=["accuracy", "flops"] if args.selection == "pareto" else None,
         seed=args.seed,
     )
     tuner = SyntheticTuner(
         oracle=oracle,
         hypermodel=declare_space,
         sleep_seconds=args.sleep,
+        objective_fn=synthetic_metrics if args.selection == "pareto" else synthetic_fitness,
         log_directory=args.directory,
         directory=args.directory,
         project_name="synthetic",
