@@ -86,7 +86,8 @@ class TrainingConfig(Config):
         learning_rate: the initial learning rate (of the float optimizer for `bop`).
         schedule: `constant`, `step` (x `decay_factor` at each of `milestones`, in
             epochs), `linear` (to 0 at the end) or `cosine`.
-        milestones: epochs at which the `step` schedule decays.
+        milestones: epochs at which the `step` schedule decays; each must be below `epochs` (a milestone
+            never reached would silently keep the higher rate, so it is refused).
         decay_factor: the `step` schedule's factor.
         momentum: SGD momentum.
         batch_size: examples per step (the data pipeline is built with it).
@@ -129,6 +130,20 @@ class TrainingConfig(Config):
         if any(m < 1 for m in milestones):
             raise ValueError(f"milestones must be epochs >= 1, got {list(milestones)}. Fix: e.g. milestones=[60, 120].")
         return milestones
+
+    @model_validator(mode="after")
+    def _milestones_reached(self):
+        # A milestone at or beyond `epochs` is never reached (the step schedule decays from the first step of
+        # epoch m, counting from 0), so it would silently keep the higher rate: refused, with the fixes.
+        unreached = [m for m in self.milestones if m >= self.epochs]
+        if self.schedule == "step" and self.epochs > 0 and unreached:
+            below = sorted({max(1, round(m * self.epochs / (max(self.milestones) + 1))) for m in self.milestones})
+            raise ValueError(
+                f"step milestones {list(self.milestones)} are epochs, and training for epochs={self.epochs} never "
+                f"reaches {unreached}: the learning rate would silently stay at {self.learning_rate:g} there. Fix: "
+                f"schedule=cosine (or linear), which decays over the {self.epochs} epochs, or milestones below "
+                f"{self.epochs} (e.g. {below}), or more epochs.")
+        return self
 
 
 #: The presets, each a TrainingConfig built from `_PRESET_VALUES`.
