@@ -176,7 +176,7 @@ def run_random_search(recipe: recipes.Recipe, space, dataset, out_dir: Path, bud
     )
     tuner = BinaryArchitectureSearch(
         bound, dataset, settings=search.settings(), evaluation=recipe.evaluation, oracle=oracle,
-        strategy=training.get_strategy(recipe.strategy), save_candidates=False,
+        strategy=training.get_strategy(recipe.strategy),
         search_callbacks=[_RunCallback(Progress(budget, budget, stream=progress.stream), write=lambda: None)],
         prepare_dir=str(out_dir / "tuner"), verbose_training=verbose,
         directory=str(out_dir), project_name="random_search", overwrite=False,

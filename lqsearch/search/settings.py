@@ -116,6 +116,11 @@ class SearchSettings(EvolutionSettings):
             None scores the accuracy alone (Phan et al.: FLOPs act only through `max_flops`).
         cost_metric: `flops` (analytic) or `latency` (measured LCE latency) in the fitness.
         max_flops: FLOPs ceiling; genomes above it are never trained (None: no ceiling).
+        keep_candidates: keep the trained weights of the N best candidates by fitness (`scratch`, `inherit`),
+            for `get_best_models`; the weights of a candidate that falls out of the top N are deleted as the
+            search goes. 0 (default) keeps none: the study retrains its rows from scratch anyway, and at
+            paper scale the weights of 1,600 candidates would fill a disk. One-shot candidates keep no
+            weights (they are extracted from the supernet again).
         (and every `EvolutionSettings` field)
     """
 
@@ -125,6 +130,7 @@ class SearchSettings(EvolutionSettings):
     lam: Optional[float] = Field(4.0, ge=0, alias="lambda")
     cost_metric: Literal["flops", "latency"] = "flops"
     max_flops: Optional[float] = Field(None, gt=0)
+    keep_candidates: int = Field(0, ge=0)
 
     @property
     def trials(self) -> int:
