@@ -203,3 +203,24 @@ def test_a_model_that_retraces_its_own_step_still_warns():
     assert not quiet.filter(record("test_function"))  # traced once: this new model's own trace, dropped
     assert quiet.filter(record("predict_function"))  # not made yet: kept
     assert quiet.filter(logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, "another warning", None, None))
+
+
+def test_determinism_is_a_choice_on_by_default_on_the_cpu():
+    from tensorflow.python.framework import config as tf_config
+
+    assert training.deterministic_default() is (not tf.config.list_physical_devices("GPU"))
+    try:
+        assert training.seed_everything(1, False) is False and not tf_config.is_op_determinism_enabled()
+        assert training.seed_everything(1, True) is True and tf_config.is_op_determinism_enabled()
+        assert training.seed_everything(1) is training.deterministic_default()
+    finally:
+        training.seed_everything(0, True)  # as the rest of the suite expects
+
+
+def test_a_recipe_says_deterministic_once():
+    from lqsearch.run import recipes
+
+    assert recipes.load_recipe("quickstart").deterministic is None
+    assert recipes.load_recipe("quickstart", ["deterministic=false", "data.deterministic=false"]).deterministic is False
+    with pytest.raises(recipes.RecipeError, match=r"data.deterministic.*Fix"):
+        recipes.load_recipe("quickstart", ["deterministic=true", "data.deterministic=false"])

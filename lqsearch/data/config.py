@@ -35,8 +35,8 @@ class DataConfig(Config):
             is read-only).
         deterministic: `tf.data.Options.deterministic` of the pipelines: True keeps the element
             order of parallel maps, False trades it for throughput; None: False for ImageNet, True
-            for in-memory sources. Op determinism (`training.seed_everything`) makes every pipeline
-            deterministic anyway.
+            for in-memory sources. It orders elements only; a recipe's top-level `deterministic` (op
+            determinism, `training.seed_everything`) makes every pipeline deterministic anyway.
 
     Raises:
         ConfigError: on an unknown option or a value out of range.

@@ -120,7 +120,14 @@ class PublishSettings(Config):
 
 
 class Recipe(Config):
-    """One search, end to end (see the module docstring for its sections)."""
+    """One search, end to end (see the module docstring for its sections).
+
+    Attributes:
+        deterministic: the whole run gives the same numbers from the same seed (TensorFlow's op
+            determinism: every op and every tf.data pipeline; `training.seed_everything`). None: on on the
+            CPU, off on a GPU, where deterministic cuDNN algorithms are slower and some ops raise.
+            (`data.deterministic` only orders the pipelines' elements, for a run that is not deterministic.)
+    """
 
     name: str
     space: str
@@ -134,6 +141,14 @@ class Recipe(Config):
     search: SearchSection = SearchSection()
     final: FinalSettings = FinalSettings()
     publish: PublishSettings = PublishSettings()
+    deterministic: Optional[bool] = None
+
+    @model_validator(mode="after")
+    def _one_determinism(self):
+        if self.deterministic and self.data.deterministic is False:
+            raise ValueError("deterministic: true makes every pipeline deterministic, so data.deterministic: false "
+                             "would be ignored. Fix: drop data.deterministic, or set deterministic: false.")
+        return self
 
     @field_validator("space_options")
     @classmethod

@@ -245,7 +245,7 @@ def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: Tex
         RunDirError: if `out_dir` is unusable or holds another recipe's run.
         RecipeError, DataError, lqsearch.deploy.registry_files.RegistryError: on input the run cannot use.
     """
-    training.seed_everything(recipe.search.seed)
+    training.seed_everything(recipe.search.seed, recipe.deterministic)
     run = validate(recipe, out_dir, load_data=load_data)  # writes nothing
     out_dir, space, dataset = run.out_dir, run.space, run.dataset
     resuming = prepare_run_dir(recipe, out_dir)
