@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from lqsearch.testing.cifar_files import prepare_synthetic_cifar10  # noqa: E402
 from lqsearch.testing.imagenet_files import prepare_synthetic_imagenet  # noqa: E402
 
+
 def _refuse_the_network():
     """Tests never touch the network: a Python socket connecting outside this machine raises (tfds downloads,
     HTTP), while loopback (the registry's local HTTP server, Keras Tuner's chief on 127.0.0.1) stays open.
