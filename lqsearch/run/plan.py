@@ -57,8 +57,14 @@ IMAGENET_JPEG_BYTES = 110_000
 LCE_SECONDS_PER_ROW = 6.0
 #: Host RAM of the Python process with TensorFlow and one small model loaded (RSS measured on 2 cores).
 RUNTIME_BYTES = 750 * 2**20
+#: Seconds a search trial costs beyond its model's build, tracing and steps (Keras Tuner's trial files, the
+#: TensorBoard logs, the data pipeline's set-up, the evaluation's compile): the quickstart's median trained
+#: candidate took 16.6 s (2 cores, 2026-12-01) where the probe projects about 10 s (2026-12-02).
+TRIAL_OVERHEAD_S = 6.0
 #: Random genomes averaged for the candidates' mean step time.
 SAMPLED_GENOMES = 200
+#: The probe keeps one step under about this many MACs (its batch shrinks; times are scaled back up).
+PROBE_MACS_PER_STEP = 1e10
 
 
 def plan_recipe(recipe: recipes.Recipe, *, probe: bool = True) -> Dict[str, Any]:
@@ -79,11 +85,12 @@ def plan_recipe(recipe: recipes.Recipe, *, probe: bool = True) -> Dict[str, Any]
     space = spaces.get(recipe.space, **recipe.space_options)
     quantizer = recipe.quantizer or space.default_quantizer
     sizes = _data_sizes(recipe)
+    loaded = sizes.pop("loaded", None)
     shape, classes = sizes["input_shape"], sizes["num_classes"]
     cost_of = CostCache(space, input_shape=shape, num_classes=classes, quantizer=quantizer)
     macs = {name: _macs(cost_of(genome)) for name, genome in
             (("reference", space.reference_genome()), ("costliest", space.costliest()))}
-    timing = _Probe(space, quantizer, shape, classes, recipe, macs, sizes["imagenet_format"]) if probe else None
+    timing = _Probe(space, quantizer, shape, classes, recipe, macs, sizes["imagenet_format"], loaded) if probe else None
     stages = _stages(recipe, space, cost_of, sizes, timing)
     params = {name: cost_of(genome).params for name, genome in
               (("costliest", space.costliest()), ("reference", space.reference_genome()))}
@@ -106,7 +113,7 @@ def _data_sizes(recipe: recipes.Recipe) -> Dict[str, Any]:
     config: DataConfig = recipe.data
     if spec.kind != "tfds":
         dataset = load_dataset(recipe.dataset, config)
-        return {"num_train": dataset.num_train, "num_search_train": dataset.num_search_train,
+        return {"loaded": dataset, "num_train": dataset.num_train, "num_search_train": dataset.num_search_train,
                 "num_search_val": dataset.num_search_val, "num_test": dataset.num_test,
                 "num_classes": dataset.num_classes, "input_shape": tuple(dataset.input_shape), "imagenet_format": False}
     train, test, classes, shape = TFDS_SIZES[spec.name]
@@ -191,7 +198,7 @@ def _candidate(recipe, sizes, timing, candidate_macs, val_batches) -> Dict[str, 
         return _stage("", "", 0, 1, None, 0, 0, seconds)
     config = evaluation.config()
     steps = config.epochs * _steps(sizes["num_search_train"], config.batch_size, config.steps_per_epoch)
-    seconds = timing and timing.training(candidate_macs, steps, config.batch_size, val_batches)
+    seconds = timing and timing.training(candidate_macs, steps, config.batch_size, val_batches) + TRIAL_OVERHEAD_S
     return _stage("", "", 1, 1, config.epochs, steps * config.batch_size, steps, seconds)
 
 
@@ -248,21 +255,21 @@ class _Probe:
 
     STEPS = 3
 
-    def __init__(self, space, quantizer, shape, classes, recipe, macs, imagenet_format):
+    def __init__(self, space, quantizer, shape, classes, recipe, macs, imagenet_format, dataset=None):
         self.recipe, self.macs, self.shape, self.classes = recipe, macs, shape, classes
         self.bound = space.bind(input_shape=shape, num_classes=classes, quantizer=quantizer)
-        side = max(shape[:2])
-        self.batch = min(recipe.data.batch_size, 64 if side <= 64 else 16)
+        self.batch = int(max(2, min(recipe.data.batch_size, 64, PROBE_MACS_PER_STEP // max(macs["reference"], 1))))
         self.points: Dict[float, Dict[str, float]] = {}
         self.activation_bytes = 0.0
         genomes = [("reference", space.reference_genome())]
-        if side <= 64 and macs["costliest"] <= 40 * macs["reference"]:
+        if macs["costliest"] * self.batch <= PROBE_MACS_PER_STEP:
             genomes.append(("costliest", space.costliest()))
         started = time.perf_counter()
         self._time(space.cheapest())  # warm-up: the process's one-off start (oneDNN, tf.data) is no per-model cost
         for name, genome in genomes:
             self.points[macs[name]] = self._time(genome)
         self.decode_seconds = _jpeg_decode_seconds() if imagenet_format else 0.0
+        self.pipeline_seconds = _pipeline_seconds(dataset, recipe.data.batch_size) if dataset is not None else 0.0
         self.seconds = time.perf_counter() - started
         self.probed = [name for name, _ in genomes]
 
@@ -303,7 +310,9 @@ class _Probe:
     def _step(self, macs: float, batch: int, key: str = "step") -> float:
         compute = self._at(macs, key) * batch / self.batch
         decode = self.decode_seconds * batch / max(1, os.cpu_count() or 1)
-        return max(compute, decode)
+        # The input pipeline (augmentation, shuffling) shares the same cores: its time per image adds up.
+        pipeline = self.pipeline_seconds * batch if key == "step" else 0.0
+        return max(compute, decode) + pipeline
 
     def training(self, macs, steps, batch, eval_batches) -> float:
         """One training of `steps` steps and its evaluation: overheads + steps x step time + evaluation steps."""
@@ -316,17 +325,27 @@ class _Probe:
         return self._at(self.macs["costliest"], "overhead") + steps * self._step(self.macs["costliest"], batch)
 
     def oneshot(self, macs, batches) -> float:
-        """One one-shot candidate: extraction and tracing, then recalibration and scoring (forward passes)."""
+        """One one-shot candidate: recalibration and scoring, forward passes inside the supernet (no new model traced)."""
         eval_batch = self.recipe.data.eval_batch_size or self.recipe.data.batch_size
-        return self._at(macs, "overhead") / 2 + batches * self._step(macs, eval_batch, "eval_step")
+        return batches * self._step(macs, eval_batch, "eval_step")
 
     def summary(self) -> Dict[str, Any]:
         device = tf.config.list_physical_devices("GPU")
         where = f"GPU ({len(device)})" if device else f"CPU ({os.cpu_count()} cores visible)"
         points = {f"{macs / 1e6:.1f}M MACs": {k: round(v, 4) for k, v in p.items()} for macs, p in self.points.items()}
-        return {"device": where, "batch": self.batch, "image": "x".join(map(str, self.shape)),
+        return {"device": where, "batch": self.batch, "pipeline_ms_per_image": round(1e3 * self.pipeline_seconds, 4), "image": "x".join(map(str, self.shape)),
                 "genomes": self.probed, "points": points, "jpeg_decode_s": round(self.decode_seconds, 5),
                 "seconds": round(self.seconds, 1)}
+
+
+def _pipeline_seconds(dataset, batch: int, count: int = 8) -> float:
+    """Seconds per image of the real training pipeline (augmentation, shuffle), read alone after a warm-up."""
+    pipeline = iter(dataset.batched("train", batch).repeat())
+    next(pipeline)
+    began = time.perf_counter()
+    for _ in range(count):
+        next(pipeline)
+    return (time.perf_counter() - began) / (count * batch)
 
 
 def _jpeg_decode_seconds(count: int = 40) -> float:
@@ -392,9 +411,12 @@ def format_plan(plan: Dict[str, Any]) -> str:
         lines.append("Wall time: not projected (no probe).")
     else:
         decode = f", JPEG decode {probe['jpeg_decode_s'] * 1e3:.1f} ms per image" if probe["jpeg_decode_s"] else ""
+        pipeline = f", input pipeline {probe['pipeline_ms_per_image']:.3f} ms per image" \
+            if probe["pipeline_ms_per_image"] else ""
         lines.append(f"Wall time: {_duration(plan['seconds'])} projected, not measured: from {probe['seconds']} s of "
                      f"probing on this {probe['device']}, {', '.join(probe['genomes'])} genome(s) at batch "
-                     f"{probe['batch']} on {probe['image']} images (step times scaled to the recipe's batch){decode}.")
+                     f"{probe['batch']} on {probe['image']} images (step times scaled to the recipe's batch)"
+                     f"{decode}{pipeline}.")
     if plan["paper"]:
         lines.append(f"The paper: {plan['paper']}.")
     lines.append("Nothing was trained for real and nothing was written.")
