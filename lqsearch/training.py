@@ -31,6 +31,7 @@ from typing import Any, Dict, Iterator, Literal, Mapping, Optional, Sequence, Tu
 import larq as lq
 import tensorflow as tf
 from pydantic import Field, StrictInt, field_validator, model_validator
+from tensorflow.python.framework import config as _tf_config
 
 from lqsearch.checks import check_int, did_you_mean
 from lqsearch.config import Config
@@ -49,6 +50,7 @@ __all__ = [
     "evaluate",
     "get_strategy",
     "seed_everything",
+    "deterministic_default",
 ]
 
 OPTIMIZERS = ("adam", "sgd", "bop")  # TrainingConfig.optimizer's values
@@ -86,7 +88,8 @@ class TrainingConfig(Config):
         learning_rate: the initial learning rate (of the float optimizer for `bop`).
         schedule: `constant`, `step` (x `decay_factor` at each of `milestones`, in
             epochs), `linear` (to 0 at the end) or `cosine`.
-        milestones: epochs at which the `step` schedule decays.
+        milestones: epochs at which the `step` schedule decays; each must be below `epochs` (a milestone
+            never reached would silently keep the higher rate, so it is refused).
         decay_factor: the `step` schedule's factor.
         momentum: SGD momentum.
         batch_size: examples per step (the data pipeline is built with it).
@@ -133,6 +136,20 @@ class TrainingConfig(Config):
         if any(m < 1 for m in milestones):
             raise ValueError(f"milestones must be epochs >= 1, got {list(milestones)}. Fix: e.g. milestones=[60, 120].")
         return milestones
+
+    @model_validator(mode="after")
+    def _milestones_reached(self):
+        # A milestone at or beyond `epochs` is never reached (the step schedule decays from the first step of
+        # epoch m, counting from 0), so it would silently keep the higher rate: refused, with the fixes.
+        unreached = [m for m in self.milestones if m >= self.epochs]
+        if self.schedule == "step" and self.epochs > 0 and unreached:
+            below = sorted({max(1, round(m * self.epochs / (max(self.milestones) + 1))) for m in self.milestones})
+            raise ValueError(
+                f"step milestones {list(self.milestones)} are epochs, and training for epochs={self.epochs} never "
+                f"reaches {unreached}: the learning rate would silently stay at {self.learning_rate:g} there. Fix: "
+                f"schedule=cosine (or linear), which decays over the {self.epochs} epochs, or milestones below "
+                f"{self.epochs} (e.g. {below}), or more epochs.")
+        return self
 
 
 #: The presets, each a TrainingConfig built from `_PRESET_VALUES`.
@@ -375,14 +392,35 @@ def get_strategy(name: str = "default") -> tf.distribute.Strategy:
     raise ValueError(f"Unknown distribution strategy {name!r}; valid strategies are {', '.join(STRATEGIES)}.")
 
 
-def seed_everything(seed: int) -> None:
-    """Seeds Python's `random`, NumPy and TensorFlow, and makes TensorFlow's ops deterministic.
+def deterministic_default() -> bool:
+    """Whether a run is deterministic when its recipe does not say: on the CPU yes, on a GPU no (see `seed_everything`)."""
+    return not tf.config.list_physical_devices("GPU")
 
-    After this, the same run with the same seed gives the same numbers on the CPU
-    (`tf.config.experimental.enable_op_determinism`; it stays on for the process).
+
+def seed_everything(seed: int, deterministic: Optional[bool] = None) -> bool:
+    """Seeds Python's `random`, NumPy and TensorFlow, and switches TensorFlow's op determinism on or off.
+
+    Deterministic, the same run with the same seed gives the same numbers
+    (`tf.config.experimental.enable_op_determinism`: every op and every tf.data pipeline picks
+    a deterministic implementation). On the CPU this costs little. On a GPU it costs speed: cuDNN's
+    deterministic convolution and pooling algorithms are slower, and ops with no deterministic GPU
+    kernel (e.g. some scatter and segment reductions, `tf.image.resize` gradients) raise
+    `UnimplementedError` instead of running. The setting is process-wide, so it is set both ways here.
+
+    Arguments:
+        seed: the seed (an integer >= 0).
+        deterministic: True or False; None: `deterministic_default()` (on on the CPU, off on a GPU).
+
+    Returns:
+        Whether op determinism is now on.
 
     Raises:
         ValueError: if `seed` is not an integer >= 0.
     """
     tf.keras.utils.set_random_seed(check_int("seed", seed, minimum=0))
-    tf.config.experimental.enable_op_determinism()
+    on = deterministic_default() if deterministic is None else bool(deterministic)
+    if on:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        _tf_config.disable_op_determinism()  # TF 2.15 has no public switch-off
+    return on

@@ -1,5 +1,7 @@
-"""Shared pytest set-up: quiet TensorFlow, a fresh Keras session per test, timeouts, real-format synthetic data."""
+"""Shared pytest set-up: quiet TensorFlow, no network, a fresh Keras session per test, timeouts, real-format data."""
+import ipaddress
 import os
+import socket
 import time
 import types
 
@@ -12,6 +14,34 @@ import tensorflow_datasets as tfds  # noqa: E402
 
 from lqsearch.testing.cifar_files import prepare_synthetic_cifar10  # noqa: E402
 from lqsearch.testing.imagenet_files import prepare_synthetic_imagenet  # noqa: E402
+
+
+def _refuse_the_network():
+    """Tests never touch the network: a Python socket connecting outside this machine raises (tfds downloads,
+    HTTP), while loopback (the registry's local HTTP server, Keras Tuner's chief on 127.0.0.1) stays open.
+    Every test that loads a tfds source also passes download=False (data.download=false in a recipe)."""
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def local(address):
+        if not isinstance(address, tuple):
+            return True  # a Unix socket
+        host = str(address[0])
+        try:
+            return host == "localhost" or ipaddress.ip_address(host.split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def guarded(method):
+        def call(self, address, *args):
+            if self.family in (socket.AF_INET, socket.AF_INET6) and not local(address):
+                raise OSError(f"tests must not use the network (connection to {address!r} refused by conftest.py)")
+            return method(self, address, *args)
+        return call
+
+    socket.socket.connect, socket.socket.connect_ex = guarded(connect), guarded(connect_ex)
+
+
+_refuse_the_network()
 
 #: Seconds a test may take, by kind: a fast test that hangs fails in a minute, not in ten.
 TIMEOUTS = {"fast": 120, "slow": 300, "heavy": 1800}

@@ -177,7 +177,8 @@ CASES = [
     ("data", "fashion file truncated",
      [*RUN, "publish.name=null", "dataset=fashion_mnist_local", "data.data_dir={ws}/data/fashion"],
      ["train-images-idx3-ubyte.gz", "truncated or corrupt"]),
-    ("data", "tfds not prepared", [*RUN, "publish.name=null", "dataset=mnist", "data.data_dir={ws}/data/tfds_empty"],
+    ("data", "tfds not prepared", [*RUN, "publish.name=null", "dataset=mnist", "data.data_dir={ws}/data/tfds_empty",
+                                   "data.download=false"],
      ["'mnist' is not prepared", "data.data_dir=DIR", "dataset=embedded"]),
     # -- profile ------------------------------------------------------------------------------------------------------
     ("profile", "unknown space", ["profile", "vgg_smal"],

@@ -141,7 +141,7 @@ TFDS_CASES = [("cifar10", (32, 32, 3), 10, "cifar"), ("cifar100", (32, 32, 3), 1
 @pytest.mark.parametrize("name, shape, num_classes, family", TFDS_CASES)
 def test_tfds_sources_under_mock_data(name, shape, num_classes, family):
     with tfds.testing.mock_data(num_examples=30):
-        dataset = data.load_dataset(name, batch_size=8)
+        dataset = data.load_dataset(name, batch_size=8, download=False)
     assert (dataset.input_shape, dataset.num_classes, dataset.family) == (shape, num_classes,
                                                                         family)
     assert (dataset.num_train, dataset.num_test) == (30, 30)
@@ -152,7 +152,7 @@ def test_tfds_sources_under_mock_data(name, shape, num_classes, family):
 
 def test_tfds_source_that_is_not_prepared_names_the_fix(tmp_path):
     with pytest.raises(data.DataError) as error:
-        data.load_dataset("mnist", data_dir=tmp_path)
+        data.load_dataset("mnist", data_dir=tmp_path, download=False)
     assert "not prepared" in str(error.value) and "download=True" in str(error.value)
     assert str(tmp_path) in str(error.value)
     assert "data.data_dir=DIR" in str(error.value) and "dataset=embedded" in str(error.value)  # what a recipe can set
@@ -256,3 +256,42 @@ def test_family_override_adds_cifar_augmentation_to_grayscale():
     augmented = data.from_arrays(**arrays, batch_size=64, family="cifar")
     assert augmented.family == "cifar"
     assert not np.allclose(collect(plain.train)[0], collect(augmented.train)[0])
+
+
+def test_download_is_on_by_default_only_for_sources_tfds_can_download(tmp_path, monkeypatch):
+    import lqsearch.data.loading as loading
+
+    asked = []
+
+    def fake_read(name, *, data_dir, download):
+        asked.append((name, download))
+        raise data.DataError("stop here")
+
+    monkeypatch.setattr(loading.tfds_source, "read_tfds_arrays", fake_read)
+    monkeypatch.setattr(loading, "_read_tfds", lambda name, **kw: fake_read(name, **kw))
+    assert data.DataConfig().download is None
+    for name in ("cifar10", "cifar100", "mnist", "fashion_mnist"):
+        for download in (None, False, True):
+            with pytest.raises(data.DataError):
+                data.load_dataset(name, data_dir=tmp_path, download=download)
+    assert asked == [(name, download) for name in ("cifar10", "cifar100", "mnist", "fashion_mnist")
+                     for download in (True, False, True)]  # None: on
+    with pytest.raises(data.DataError, match=r"imagenet2012.*cannot be downloaded.*manual_dir"):
+        data.load_dataset("imagenet2012", data_dir=tmp_path, download=True)
+
+
+def test_a_failed_download_keeps_the_offline_message(tmp_path, monkeypatch):
+    def no_network(self, *args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
+    with pytest.raises(data.DataError, match=r"download or preparation .* failed .*Fix: check the network, or use an "
+                                             r"offline source such as 'fashion_mnist_local' or 'embedded'"):
+        data.load_dataset("mnist", data_dir=tmp_path)
+
+
+def test_the_test_suite_refuses_the_network():
+    import socket
+
+    with socket.socket() as sock, pytest.raises(OSError, match="must not use the network"):
+        sock.connect(("192.0.2.1", 80))  # TEST-NET-1: never reached, refused before any packet

@@ -34,7 +34,8 @@ def test_synthetic_imagenet_is_prepared_by_the_tfds_builder(synthetic_imagenet):
 
 
 def test_synthetic_cifar10_loads_offline_through_load_dataset(synthetic_cifar10):
-    dataset = data.load_dataset("cifar10", data_dir=synthetic_cifar10.data_dir, batch_size=16, augment=False)
+    dataset = data.load_dataset("cifar10", data_dir=synthetic_cifar10.data_dir, batch_size=16, augment=False,
+                                download=False)
     assert (dataset.num_train, dataset.num_test, dataset.num_classes) == (100, 40, 10)
     images, labels = dataset.arrays["train"]
     np.testing.assert_array_equal(images[:, 0, 0, 0] // 25, labels)  # the writer's class marker

@@ -244,3 +244,24 @@ def test_mixed_precision_trains_binary_networks_on_the_cpu(name, options, value)
     assert all(v.dtype == tf.float32 for v in model.trainable_variables)  # latent weights stay float32
     losses = training.fit(model, data.batched("train", 32), config, num_classes=10).history["loss"]
     assert losses[-1] < 0.9 * losses[0]
+
+
+def test_determinism_is_a_choice_on_by_default_on_the_cpu():
+    from tensorflow.python.framework import config as tf_config
+
+    assert training.deterministic_default() is (not tf.config.list_physical_devices("GPU"))
+    try:
+        assert training.seed_everything(1, False) is False and not tf_config.is_op_determinism_enabled()
+        assert training.seed_everything(1, True) is True and tf_config.is_op_determinism_enabled()
+        assert training.seed_everything(1) is training.deterministic_default()
+    finally:
+        training.seed_everything(0, True)  # as the rest of the suite expects
+
+
+def test_a_recipe_says_deterministic_once():
+    from lqsearch.run import recipes
+
+    assert recipes.load_recipe("quickstart").deterministic is None
+    assert recipes.load_recipe("quickstart", ["deterministic=false", "data.deterministic=false"]).deterministic is False
+    with pytest.raises(recipes.RecipeError, match=r"data.deterministic.*Fix"):
+        recipes.load_recipe("quickstart", ["deterministic=true", "data.deterministic=false"])

@@ -42,7 +42,7 @@ def test_fitness_is_shen_equation_4():
 @pytest.mark.heavy
 def test_search_reports_metrics_and_best_models(dataset, tmp_path, capsys):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
-    tuner = _tuner(space, dataset, tmp_path)
+    tuner = _tuner(space, dataset, tmp_path, keep_candidates=1)
     tuner.search(verbose=0)
     records = tuner.trial_records()
     completed = [r for r in records if r["status"] == "COMPLETED"]
@@ -89,7 +89,7 @@ def test_nan_and_unbuildable_candidates_fail_and_the_search_goes_on(dataset, tmp
     # A third of this space's genomes fail. A population of 6 allows 6 failures in a row (max(3, population)),
     # and max_trials=8 allows 8 failures in all (the oracle's failure budget is max_trials).
     tuner = _tuner(space, dataset, tmp_path, max_trials=8, population_size=6, num_crossovers=3, num_mutations=3,
-                   save_candidates=False, seed=123)
+                   seed=123)
     tuner.search(verbose=0)
     records = tuner.trial_records()
     failed = [r for r in records if r["status"] == "FAILED"]
@@ -134,7 +134,7 @@ def test_best_models_reproduce_the_recorded_accuracy(dataset, tmp_path, mode):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
     evaluation = EvaluationConfig(mode=mode, epochs=1, widest_epochs=1, training=training.preset("cpu", steps_per_epoch=3))
     tuner = _tuner(space, dataset, tmp_path, evaluation=evaluation, max_trials=3, population_size=3,
-                   num_crossovers=1, num_mutations=2)
+                   num_crossovers=1, num_mutations=2, keep_candidates=3)
     tuner.search(verbose=0)
     records = {r["trial_id"]: r for r in tuner.trial_records() if r["status"] == "COMPLETED"}
     assert len(records) == 3 and all(1.0 < r["accuracy"] <= 100 for r in records.values())  # percent
@@ -292,3 +292,24 @@ def test_pareto_search_and_every_trial_in_tensorboard_hparams(tmp_path):
             value = tf.make_ndarray(run.Tensors(name)[0].tensor_proto)
             assert float(value) == pytest.approx(record[name], rel=1e-6)
         assert "latency_s" not in run.Tags()["tensors"]  # not measured in this run (cost_metric "flops")
+
+
+@pytest.mark.slow
+def test_only_the_best_candidates_keep_their_weights(dataset, tmp_path):
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
+    tuner = _tuner(space, dataset, tmp_path, max_trials=4, keep_candidates=2)
+    tuner.search(verbose=0)
+    kept = sorted(path.parent.name for path in (tmp_path / "search").glob("trial_*/candidate"))
+    best = sorted(f"trial_{t.trial_id}" for t in tuner.oracle.get_best_trials(2))
+    assert kept == best
+    assert tuner.get_best_models(1)[0] is not None
+    worst = tuner.oracle.get_best_trials(4)[-1]
+    with pytest.raises(ValueError, match="keep_candidates=2"):
+        tuner.load_model(worst)
+
+
+def test_by_default_no_candidate_keeps_its_weights_and_the_old_flag_is_refused(dataset, tmp_path):
+    assert SearchSettings().keep_candidates == 0
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
+    with pytest.raises(ValueError, match=r"keep_candidates=N"):
+        BinaryArchitectureSearch(space, dataset, save_candidates=True, directory=str(tmp_path), project_name="p")

@@ -1,10 +1,13 @@
-"""`lqsearch recipe list | show NAME | run NAME_OR_PATH [key=value ...] [--out DIR] [--smoke] [--workers N] | report RUN_DIR`."""
+"""`lqsearch recipe list | show NAME | plan NAME | run NAME_OR_PATH [key=value ...] [--out DIR] [--smoke]
+[--workers N] | report RUN_DIR`."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from lqsearch import training
 from lqsearch.cli.errors import UsageError
 from lqsearch.run import recipes, workers
+from lqsearch.run.plan import format_plan, plan_recipe
 from lqsearch.run.runner import rebuild_report, run_recipe
 
 
@@ -18,6 +21,13 @@ def _cmd_list(args) -> int:
 def _cmd_show(args) -> int:
     recipe = recipes.load_recipe(args.recipe, args.overrides, smoke=args.smoke)
     print(recipes.to_yaml(recipe), end="")
+    return 0
+
+
+def _cmd_plan(args) -> int:
+    recipe = recipes.load_recipe(args.recipe, args.overrides, smoke=args.smoke)
+    training.seed_everything(recipe.search.seed, recipe.deterministic)  # probe as the run would train
+    print(format_plan(plan_recipe(recipe, probe=not args.no_probe)))
     return 0
 
 
@@ -59,12 +69,16 @@ def add_commands(sub) -> None:
     listing = commands.add_parser("list", help="the shipped recipes")
     listing.set_defaults(func=_cmd_list)
 
-    for name, func, help_text in (("show", _cmd_show, "print the resolved recipe as YAML"), ("run", _cmd_run, "run or resume a recipe")):
+    for name, func, help_text in (("show", _cmd_show, "print the resolved recipe as YAML"),
+                                  ("plan", _cmd_plan, "print what a run will do and cost (a projection; nothing runs)"),
+                                  ("run", _cmd_run, "run or resume a recipe")):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("recipe", help="a shipped recipe name or a path to a .yaml recipe")
         command.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. search.population_size=8")
         command.add_argument("--smoke", action="store_true", help="shrink the recipe to a seconds-long run on the embedded sample")
         command.set_defaults(func=func)
+        if name == "plan":
+            command.add_argument("--no-probe", action="store_true", help="counts only: do not time steps on this device")
         if name == "run":
             command.add_argument("--out", help="run directory (default runs/NAME); the same --out resumes")
             command.add_argument("--verbose", action="store_true", help="show Keras training output")

@@ -20,7 +20,9 @@ class DataConfig(Config):
         data_dir: tfds data dir for tfds sources; the IDX folder for "fashion_mnist_local".
         manual_dir: imagenet2012 only: the folder with ILSVRC2012_img_train.tar and
             ILSVRC2012_img_val.tar (no network is needed).
-        download: allow tfds to download a missing dataset.
+        download: let tfds download a dataset that is not prepared in `data_dir` yet (network). None
+            (default): on for the sources tfds can download (cifar10, cifar100, mnist, fashion_mnist), off
+            for the others; imagenet2012 is never downloaded (its tar files are manual: `manual_dir`).
         batch_size: batch size of the training pipelines (train, search_train).
         eval_batch_size: batch size of the evaluation pipelines (default: batch_size).
         image_size: int or (H, W) to resize to (ImageNet: the crop, 224).
@@ -36,8 +38,8 @@ class DataConfig(Config):
             is read-only).
         deterministic: `tf.data.Options.deterministic` of the pipelines: True keeps the element
             order of parallel maps, False trades it for throughput; None: False for ImageNet, True
-            for in-memory sources. Op determinism (`training.seed_everything`) makes every pipeline
-            deterministic anyway.
+            for in-memory sources. It orders elements only; a recipe's top-level `deterministic` (op
+            determinism, `training.seed_everything`) makes every pipeline deterministic anyway.
 
     Raises:
         ConfigError: on an unknown option or a value out of range.
@@ -45,7 +47,7 @@ class DataConfig(Config):
 
     data_dir: Optional[str] = None
     manual_dir: Optional[str] = None
-    download: bool = False
+    download: Optional[bool] = None
     batch_size: int = Field(128, ge=1)
     eval_batch_size: Optional[int] = Field(None, ge=1)
     image_size: Optional[Union[StrictInt, Tuple[StrictInt, StrictInt]]] = None

@@ -8,7 +8,7 @@ from lqsearch.data.dataset import Dataset, data_config, make_options
 from lqsearch.data.errors import DataError
 from lqsearch.data.imagenet import load_imagenet
 from lqsearch.data.pipelines import IMAGENET_CROP, build_pipeline
-from lqsearch.data.sources import DEFAULT_FASHION_MNIST_DIR, parse_source
+from lqsearch.data.sources import DEFAULT_FASHION_MNIST_DIR, DOWNLOADABLE, parse_source
 from lqsearch.data.splits import limit, search_split
 
 __all__ = ["load_dataset", "from_arrays"]
@@ -32,14 +32,20 @@ def load_dataset(source, config=None, **options):
 
     Raises:
         DataError: unknown source, bad option, missing or malformed data, or a
-            tfds dataset that is not prepared and may not be downloaded, or an
+            tfds dataset that is not prepared and may not be downloaded (`download`: by
+            default on for cifar10, cifar100, mnist, fashion_mnist), or a download that fails, or an
             ImageNet subset folder that cannot be written (set `subset_dir`).
     """
     spec = parse_source(source)
     config = data_config(config, options)
     opts = make_options(config)
-    data_dir, manual_dir, download = config.data_dir, config.manual_dir, config.download
+    data_dir, manual_dir = config.data_dir, config.manual_dir
+    download = spec.name in DOWNLOADABLE if config.download is None else config.download
     subset_dir = config.subset_dir
+    if download and spec.kind == "tfds" and spec.name not in DOWNLOADABLE:
+        raise DataError(f"tfds dataset {spec.name!r} cannot be downloaded: its tar files come from image-net.org "
+                        "by hand. Fix: set data.download=false (or leave it out) and data.manual_dir=DIR, the folder "
+                        "holding ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar.")
     if spec.family == "imagenet":
         return load_imagenet(spec.name, opts, data_dir=data_dir, manual_dir=manual_dir, subset_dir=subset_dir)
     if spec.kind == "tfds":
@@ -62,7 +68,8 @@ def _read_tfds(name, *, data_dir, download):
         if download or (builder.data_path / "dataset_info.json").exists():
             raise
     raise DataError(
-        f"tfds dataset {name!r} is not prepared in {builder.data_dir}. Fix: prepare it once with `tfds build {name} "
+        f"tfds dataset {name!r} is not prepared in {builder.data_dir}. Fix: let tfds download it (needs the network: "
+        f"data.download=true, the default for {name!r}), or prepare it once with `tfds build {name} "
         f"--data_dir DIR` (needs the network) and set the recipe key data.data_dir=DIR (in Python: "
         f"load_dataset({name!r}, data_dir=DIR), or download=True), or use an offline dataset: "
         "dataset=fashion_mnist_local or dataset=embedded.")

@@ -5,11 +5,14 @@ from pathlib import Path
 from lqsearch.checks import did_you_mean
 from lqsearch.data.errors import DataError
 
-__all__ = ["SourceSpec", "list_sources", "parse_source", "TFDS_SOURCES", "LOCAL_SOURCES", "NPZ_PREFIX",
+__all__ = ["SourceSpec", "list_sources", "parse_source", "TFDS_SOURCES", "DOWNLOADABLE", "LOCAL_SOURCES", "NPZ_PREFIX",
            "DEFAULT_FASHION_MNIST_DIR"]
 
 TFDS_SOURCES = {"cifar10": "cifar", "cifar100": "cifar", "mnist": "mnist",
                 "fashion_mnist": "mnist", "imagenet2012": "imagenet"}
+#: tfds sources tfds can download by itself (`DataConfig.download` defaults to on for them); imagenet2012 needs
+#: the manual tar files.
+DOWNLOADABLE = ("cifar10", "cifar100", "mnist", "fashion_mnist")
 LOCAL_SOURCES = {"fashion_mnist_local": "mnist", "embedded": "mnist"}
 NPZ_PREFIX = "npz:"
 DEFAULT_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")

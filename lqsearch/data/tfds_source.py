@@ -1,6 +1,7 @@
 """tfds datasets as streams or checked arrays; ImageNet prepared from manual tar files.
 
-Nothing here downloads unless the caller asked (`download=True`); tests use
+Nothing here downloads unless the caller asked (`download=True`; `load_dataset` asks by default for the
+sources tfds can download, `DataConfig.download`); tests switch it off and use
 `tfds.testing.mock_data`, and for ImageNet the real tar format (`lqsearch.testing.imagenet_files`).
 """
 from pathlib import Path

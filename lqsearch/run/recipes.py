@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Dict, Literal, Mapping, Optional, Sequence, Tuple
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lqsearch import data, quantizers, spaces
 from lqsearch.checks import check_finite
@@ -92,6 +92,14 @@ class FinalSettings(Config):
     float_twin: bool = False
     band: float = Field(0.05, gt=0, lt=1)
 
+    @model_validator(mode="after")
+    def _schedule_fits_epochs(self):
+        try:
+            self.config()
+        except ConfigError as error:
+            raise ValueError(f"training runs for epochs={self.epochs} here: {error}") from None
+        return self
+
     def config(self) -> TrainingConfig:
         """The final trainings' `TrainingConfig` (`training` with `epochs`)."""
         return self.training.replace(epochs=self.epochs)
@@ -111,7 +119,14 @@ class PublishSettings(Config):
 
 
 class Recipe(Config):
-    """One search, end to end (see the module docstring for its sections)."""
+    """One search, end to end (see the module docstring for its sections).
+
+    Attributes:
+        deterministic: the whole run gives the same numbers from the same seed (TensorFlow's op
+            determinism: every op and every tf.data pipeline; `training.seed_everything`). None: on on the
+            CPU, off on a GPU, where deterministic cuDNN algorithms are slower and some ops raise.
+            (`data.deterministic` only orders the pipelines' elements, for a run that is not deterministic.)
+    """
 
     name: str
     space: str
@@ -125,6 +140,14 @@ class Recipe(Config):
     search: SearchSection = SearchSection()
     final: FinalSettings = FinalSettings()
     publish: PublishSettings = PublishSettings()
+    deterministic: Optional[bool] = None
+
+    @model_validator(mode="after")
+    def _one_determinism(self):
+        if self.deterministic and self.data.deterministic is False:
+            raise ValueError("deterministic: true makes every pipeline deterministic, so data.deterministic: false "
+                             "would be ignored. Fix: drop data.deterministic, or set deterministic: false.")
+        return self
 
     @field_validator("space_options")
     @classmethod
@@ -141,12 +164,12 @@ SMOKE_OVERRIDES = {
     "space_options.width_multiplier": 0.125,
     "evaluation.epochs": 1, "evaluation.widest_epochs": 1, "evaluation.supernet_steps": 4,
     "evaluation.recalibration_batches": 1, "evaluation.training.steps_per_epoch": 2,
-    "evaluation.training.batch_size": None,
+    "evaluation.training.batch_size": None, "evaluation.training.milestones": [], "evaluation.widest_training": None,
     "search.population_size": 2, "search.num_parents": 2, "search.num_crossovers": 1, "search.num_mutations": 1,
     "search.generations": 2, "search.max_trials": 3,
     "search.evaluate_baselines": False,
     "final.epochs": 1, "final.top_n": 1, "final.seeds": 1, "final.training.steps_per_epoch": 2,
-    "final.training.batch_size": None,
+    "final.training.batch_size": None, "final.training.milestones": [],
 }
 
 

@@ -191,7 +191,7 @@ def run_random_search(recipe: recipes.Recipe, space, dataset, out_dir: Path, bud
     )
     tuner = BinaryArchitectureSearch(
         bound, dataset, settings=search.settings(), evaluation=recipe.evaluation, oracle=oracle,
-        strategy=training.get_strategy(recipe.strategy), save_candidates=False,
+        strategy=training.get_strategy(recipe.strategy),
         search_callbacks=[_RunCallback(Progress(budget, budget, stream=progress.stream), write=lambda: None)],
         prepare_dir=str(out_dir / "tuner"), verbose_training=verbose,
         directory=str(out_dir), project_name="random_search", overwrite=False,
@@ -263,7 +263,7 @@ def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: Tex
         RunDirError: if `out_dir` is unusable or holds another recipe's run.
         RecipeError, DataError, lqsearch.deploy.registry_files.RegistryError: on input the run cannot use.
     """
-    training.seed_everything(recipe.search.seed)
+    training.seed_everything(recipe.search.seed, recipe.deterministic)
     if workers_module.is_worker():
         return _run_worker(recipe, Path(out_dir), verbose, stream)
     run = validate(recipe, out_dir, load_data=load_data)  # writes nothing

@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Literal, Mapping, Optional, Tuple
 
 import tensorflow as tf
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lqsearch import io, training
 from lqsearch.checks import check_int
-from lqsearch.config import Config
+from lqsearch.config import Config, ConfigError
 from lqsearch.deploy import artifact
 from lqsearch.search.inheritance import inherit_first_channels
 from lqsearch.spaces import BoundSpace
@@ -60,8 +60,14 @@ class EvaluationConfig(Config):
     Attributes:
         mode: `scratch`, `inherit` or `oneshot`.
         epochs: training epochs per candidate (`scratch`, `inherit`).
-        training: optimizer, schedule and batch size of candidate training (its `epochs` is replaced by `epochs`).
+        training: how candidates train (`scratch`, `inherit`): optimizer, learning rate, schedule and batch size.
+            Its `epochs` is replaced by `epochs`, so the schedule decays over the candidate's own epochs: give
+            candidates a schedule of their own (e.g. `{preset: shen_cifar, schedule: cosine}`; in `inherit`
+            mode a small starting `learning_rate`), not a final-training preset whose step milestones
+            (60/120/180) a 10-epoch candidate never reaches (refused).
         widest_epochs: epochs to train the widest network once (`inherit`).
+        widest_training: how the widest network trains (`inherit`; its `epochs` is replaced by
+            `widest_epochs`); None: as `training`.
         supernet_steps: training steps of the supernet (`oneshot`).
         recalibration_batches: how many training batches recalibrate BatchNorm (`oneshot`; 0 switches it off).
         sandwich: sandwich rule for supernet training (`oneshot`).
@@ -81,6 +87,26 @@ class EvaluationConfig(Config):
     sandwich: bool = False
     distill: bool = False
     prepare_timeout: float = Field(48 * 3600.0, gt=0)
+    widest_training: Optional[TrainingConfig] = None
+
+    @model_validator(mode="after")
+    def _schedules_fit_their_epochs(self):
+        trainings = {"scratch": ("config",), "inherit": ("config", "widest"), "oneshot": ()}[self.mode]
+        for name in trainings:
+            try:
+                getattr(self, name)()
+            except ConfigError as error:
+                keys = ("epochs", "training") if name == "config" else ("widest_epochs", "widest_training (or training)")
+                raise ValueError(f"{keys[1]} runs for {keys[0]}={getattr(self, keys[0])} here: {error}") from None
+        return self
+
+    def config(self) -> TrainingConfig:
+        """The candidates' `TrainingConfig`: `training` with `epochs`."""
+        return self.training.replace(epochs=self.epochs)
+
+    def widest(self) -> TrainingConfig:
+        """The widest network's `TrainingConfig` (`inherit`): `widest_training` (else `training`) with `widest_epochs`."""
+        return (self.widest_training or self.training).replace(epochs=self.widest_epochs)
 
 
 def candidate_seed(seed: int, genome: Mapping[str, Any]) -> int:
@@ -152,8 +178,7 @@ class _Evaluator:
         """The model `evaluate` scored, rebuilt without training when possible (one-shot); None otherwise."""
         return None
 
-    def _train_and_score(self, model, epochs: int, log_dir=None) -> float:
-        config = self.config.training.replace(epochs=epochs)
+    def _train_and_score(self, model, config: TrainingConfig, log_dir=None) -> float:
         training.fit(
             model, self.dataset.batched("search_train", config.batch_size), config,
             num_classes=self.dataset.num_classes, log_dir=log_dir, verbose=self.verbose,
@@ -170,7 +195,7 @@ class ScratchEvaluator(_Evaluator):
     def evaluate(self, genome, *, log_dir=None):
         self._seeded(genome)
         model = self.build(genome)
-        return self._train_and_score(model, self.config.epochs, log_dir), model
+        return self._train_and_score(model, self.config.config(), log_dir), model
 
 
 class InheritEvaluator(_Evaluator):
@@ -187,7 +212,7 @@ class InheritEvaluator(_Evaluator):
         genome = self.space.costliest()
         self._seeded(genome)
         self.widest = self.build(genome)
-        accuracy = self._train_and_score(self.widest, self.config.widest_epochs)
+        accuracy = self._train_and_score(self.widest, self.config.widest())
         card = artifact.ModelCard(
             space=self.space.get_config(), genome=genome, quantizer=self.quantizer,
             input_shape=tuple(self.dataset.input_shape), num_classes=self.dataset.num_classes,
@@ -200,7 +225,7 @@ class InheritEvaluator(_Evaluator):
         self._seeded(genome)
         model = self.build(genome)
         inherit_first_channels(model, self.widest)
-        return self._train_and_score(model, self.config.epochs, log_dir), model
+        return self._train_and_score(model, self.config.config(), log_dir), model
 
 
 class OneshotEvaluator(_Evaluator):

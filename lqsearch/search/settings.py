@@ -191,6 +191,11 @@ class SearchSettings(EvolutionSettings):
         max_flops: FLOPs ceiling; genomes above it are never trained (None: no ceiling).
         objectives: metric names for `selection="pareto"`: `accuracy` and one cost, `flops`,
             `memory_bits` or `latency_s` (which needs `cost_metric="latency"`); default accuracy and flops.
+        keep_candidates: keep the trained weights of the N best candidates by fitness (`scratch`, `inherit`),
+            for `get_best_models`; the weights of a candidate that falls out of the top N are deleted as the
+            search goes. 0 (default) keeps none: the study retrains its rows from scratch anyway, and at
+            paper scale the weights of 1,600 candidates would fill a disk. One-shot candidates keep no
+            weights (they are extracted from the supernet again).
         (and every `EvolutionSettings` field)
     """
 
@@ -202,6 +207,7 @@ class SearchSettings(EvolutionSettings):
     max_flops: Optional[float] = Field(None, gt=0)
     objectives: Tuple[Literal["accuracy", "flops", "memory_bits", "latency_s"], ...] = Field(
         ("accuracy", "flops"), strict=False)
+    keep_candidates: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _search_objectives(self):

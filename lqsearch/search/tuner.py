@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import grpc
 import keras_tuner as kt
+import tensorflow as tf
 from keras_tuner.src.distribute import utils as dist_utils  # Keras Tuner's own chief/worker test
 
 from lqsearch import training
@@ -124,7 +126,6 @@ class BinaryArchitectureSearch(kt.Tuner):
             `EvolutionaryOracle` built from `settings` (its FLOPs ceiling as the constraint).
         strategy: a `tf.distribute.Strategy` to train each candidate data-parallel
             (default: the current one; see `lqsearch.training.get_strategy`).
-        save_candidates: keep each trained candidate's weights (for `get_best_models`).
         search_callbacks: `SearchCallback`s told of every trial and result change.
         prepare_dir: where the one-off work (widest network, supernet) is saved and found;
             default the project directory. Two searches with the same evaluation (e.g. the
@@ -146,13 +147,16 @@ class BinaryArchitectureSearch(kt.Tuner):
         evaluation: Optional[EvaluationConfig] = None,
         oracle: Optional[kt.Oracle] = None,
         strategy=None,
-        save_candidates: bool = True,
         search_callbacks: Sequence[SearchCallback] = (),
         prepare_dir: Optional[str] = None,
         verbose_training: int = 0,
         **kwargs,
     ):
         _refuse_search_settings(kwargs)
+        if "save_candidates" in kwargs:
+            raise ValueError("BinaryArchitectureSearch(save_candidates=...) was replaced by a count: "
+                             "settings=SearchSettings(keep_candidates=N) keeps the weights of the N best candidates "
+                             "(0, the default, keeps none).")
         self.settings = settings or SearchSettings()
         self.bound = space if isinstance(space, BoundSpace) else space.bind(
             input_shape=dataset.input_shape, num_classes=dataset.num_classes)
@@ -166,7 +170,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         self.evaluation = evaluation or EvaluationConfig()
         self.verbose_training = verbose_training
         self.strategy = strategy
-        self.save_candidates = save_candidates
+        self._kept: set = set()  # trial ids whose candidate weights this process saved
         self.search_callbacks = tuple(search_callbacks)
         self._verbose = 1  # Keras Tuner's `search(verbose=1)`; kept from the last `search` call, as its oracle does
         self._prepare_dir = prepare_dir
@@ -301,13 +305,17 @@ class BinaryArchitectureSearch(kt.Tuner):
             raise kt.errors.FailedTrialError(
                 f"FLOPs {candidate_cost.flops:.4g} exceed max_flops {self.max_flops:.4g}; the candidate was not trained"
             )
+        # A fresh Keras session per candidate: Keras' global state (layer name counters, graph caches) otherwise
+        # grows with every model built. The evaluator's own models (widest network, supernet) live on.
+        tf.keras.backend.clear_session()
         try:
             self.prepare()
             accuracy, model = self.evaluator().evaluate(genome, log_dir=Path(self.get_trial_dir(trial.trial_id)) / "logs")
         except training.CandidateFailed as error:
             raise kt.errors.FailedTrialError(str(error)) from error
-        if model is not None and self.save_candidates:
+        if model is not None and self.settings.keep_candidates > 0:
             self._save_candidate(trial.trial_id, model, genome, accuracy)
+            self._kept.add(trial.trial_id)
         metrics = {}
         if self.latency_of is not None:
             metrics["latency_s"] = self.latency_of(genome)
@@ -344,7 +352,9 @@ class BinaryArchitectureSearch(kt.Tuner):
         self.prepare()
         model = self.evaluator().model_for(genome)
         if model is None:
-            raise ValueError(f"Trial {trial.trial_id} kept no weights (save_candidates=False); retrain its genome instead.")
+            raise ValueError(f"Trial {trial.trial_id} kept no weights: search.keep_candidates="
+                             f"{self.settings.keep_candidates} keeps only the best ones' (Python: "
+                             "SearchSettings(keep_candidates=N)); raise it, or retrain the genome.")
         return model
 
     def on_trial_end(self, trial):
@@ -353,6 +363,7 @@ class BinaryArchitectureSearch(kt.Tuner):
         `on_results`."""
         super().on_trial_end(trial)
         hparams_log.log_trial(Path(self.project_dir) / "tensorboard", self.oracle, trial.trial_id)
+        self._prune_candidates()
         if not self.search_callbacks:
             return
         if hasattr(self.oracle, "trials"):
@@ -364,6 +375,25 @@ class BinaryArchitectureSearch(kt.Tuner):
             if record is not None:
                 callback.on_trial_record(record, records)
             callback.on_results(self)
+
+    def _prune_candidates(self) -> None:
+        """Deletes the saved weights of candidates outside the `keep_candidates` best (ended trials only).
+
+        In one process (or on the chief) every ended trial's folder is checked, resumed runs included;
+        a distributed worker prunes the candidates it saved itself (another worker's trial may not have
+        ended yet), so until every worker's last trial ends up to N + workers weights may remain.
+        """
+        keep = self.settings.keep_candidates
+        best = {t.trial_id for t in self.oracle.get_best_trials(keep)} if keep else set()
+        if hasattr(self.oracle, "trials"):
+            ended = {i for i, t in self.oracle.trials.items() if t.status != kt.engine.trial.TrialStatus.RUNNING}
+        else:
+            ended = set(self._kept)
+        for trial_id in ended - best:
+            directory = Path(self.get_trial_dir(trial_id)) / "candidate"
+            if directory.exists():
+                shutil.rmtree(directory, ignore_errors=True)
+            self._kept.discard(trial_id)
 
     # -- results -------------------------------------------------------------
     def trial_records(self) -> List[Dict[str, Any]]:

@@ -1,0 +1,66 @@
+"""`lqsearch recipe plan`: what a run will do and cost, per stage; nothing trained for real, nothing written."""
+import os
+
+import pytest
+
+from lqsearch import cli
+from lqsearch.run import recipes
+from lqsearch.run.plan import format_plan, plan_recipe
+
+
+def _snapshot(folder):
+    return sorted((str(path), path.stat().st_size) for path in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("name", recipes.list_recipes())
+def test_every_recipe_plans_its_stages_without_a_probe(name):
+    if "fashion_mnist" in name and not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.skip("needs the Debian package dataset-fashion-mnist")
+    recipe = recipes.load_recipe(name)
+    plan = plan_recipe(recipe, probe=False)
+    names = [stage["name"] for stage in plan["stages"]]
+    first = {"scratch": [], "inherit": ["widest network"], "oneshot": ["supernet"]}[recipe.evaluation.mode]
+    assert names == [*first, "search candidates", *(["random search"] * recipe.final.random_search), "study", "final"]
+    search = next(stage for stage in plan["stages"] if stage["name"] == "search candidates")
+    assert search["evaluations"] >= recipe.search.trials
+    study = next(stage for stage in plan["stages"] if stage["name"] == "study")
+    assert study["trainings"] % recipe.final.seeds == 0 and study["epochs"] == recipe.final.epochs
+    assert plan["seconds"] is None and "not projected" in format_plan(plan)
+    assert (plan["paper"] is not None) == (name.endswith(("imagenet_width", "cifar10_width", "imagenet_groups")))
+
+
+def test_the_inherit_and_oneshot_stages_and_the_paper_figures():
+    width = plan_recipe(recipes.load_recipe("resnet18_imagenet_width"), probe=False)
+    widest = width["stages"][0]
+    assert widest["name"] == "widest network" and widest["epochs"] == 150
+    assert widest["steps"] == 150 * (50_000 // 256 + 1)  # 50 per class, batch 256
+    assert "180 hours on 8 V100" in width["paper"]
+    groups = plan_recipe(recipes.load_recipe("mobilenet_m1_imagenet_groups"), probe=False)
+    assert groups["stages"][0]["name"] == "supernet" and groups["stages"][0]["steps"] == 160_000
+    assert "30 GPU-hours" in groups["paper"]
+    assert any("ImageNet search subsets" in key for key in groups["disk_bytes"])
+
+
+@pytest.mark.slow
+def test_recipe_plan_probes_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(tmp_path)
+    assert cli.main(["recipe", "plan", "quickstart", "search.generations=1"]) == 0
+    out = capsys.readouterr().out
+    assert _snapshot(tmp_path) == before  # nothing written in the working directory (no runs/, no registry/)
+    for text in ("search candidates", "random search", "study", "Disk:", "Host RAM", "projected, not measured",
+                 "probing on this CPU", "Nothing was trained"):
+        assert text in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["recipe", "plan", "quickstrat"], "quickstart"),
+    (["recipe", "plan", "quickstart", "search.population=3"], "search.population"),
+    (["recipe", "plan", "quickstart", "final.epochs=-1"], "final.epochs"),
+])
+def test_bad_input_is_refused_like_recipe_run(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and message in captured.err
+    assert not any(tmp_path.iterdir())
