@@ -44,7 +44,8 @@ def test_a_config_field_is_a_recipe_key_that_reaches_the_oracle(tmp_path):
     ("search.populaton_size=4", "Unknown recipe key 'search.populaton_size'. Did you mean 'search.population_size'? "
                                 "Valid keys here: population_size, num_parents, num_crossovers, num_mutations, "
                                 "mutation_rate, max_sampling_attempts, schedule, selection, objectives, generations, "
-                                "max_trials, seed, lambda, cost_metric, max_flops, baselines, evaluate_baselines."),
+                                "max_trials, seed, lambda, cost_metric, max_flops, keep_candidates, baselines, "
+                                "evaluate_baselines."),
     ("search.population_size=0", "Recipe key 'search.population_size' is out of range: 0; allowed values are >= 1. "
                                  "Fix: e.g. search.population_size=20."),
     ("search.lambda=.nan", "Recipe key 'search.lambda' must be a finite number, got nan; NaN and infinity are not "
@@ -71,7 +72,7 @@ def test_recipe_errors_name_the_dotted_key_the_allowed_values_and_a_fix(override
     (lambda: SearchSettings(populaton_size=3),
      "Unknown SearchSettings setting 'populaton_size'. Did you mean 'population_size'? Valid keys here: "
      "population_size, num_parents, num_crossovers, num_mutations, mutation_rate, max_sampling_attempts, schedule, "
-     "selection, objectives, generations, max_trials, seed, lambda, cost_metric, max_flops."),
+     "selection, objectives, generations, max_trials, seed, lambda, cost_metric, max_flops, keep_candidates."),
     (lambda: DataConfig(batch_size=True), "DataConfig setting 'batch_size' must be integer, got True."),
     (lambda: training.PRESETS["cpu"].replace(learning_rate=float("inf")),
      "TrainingConfig setting 'learning_rate' must be a finite number, got inf; NaN and infinity are not numbers "
@@ -84,18 +85,18 @@ def test_library_configs_refuse_bad_values_with_one_line(build, message):
 
 
 def test_configs_are_frozen_and_replace_validates():
-    config = training.preset("shen_cifar", epochs=3)
+    config = training.preset("shen_cifar", epochs=200)
     with pytest.raises(Exception):  # noqa: B017 (pydantic's frozen-instance error)
         config.epochs = 4
-    assert config.replace(epochs=5).epochs == 5 and config.replace(epochs=5).milestones == (60, 120, 180)
+    assert config.replace(epochs=190).epochs == 190 and config.replace(epochs=190).milestones == (60, 120, 180)
     with pytest.raises(ConfigError):
         config.replace(epochs=-5)
 
 
 def test_a_null_training_key_keeps_the_presets_value():
-    section = {"preset": "shen_imagenet", "batch_size": None, "epochs": 3}
+    section = {"preset": "phan_imagenet", "batch_size": None, "epochs": 3}
     config = training.TrainingConfig.parse(section, label="Recipe key")
-    assert (config.batch_size, config.epochs, config.learning_rate) == (256, 3, 0.1)
+    assert (config.batch_size, config.epochs, config.learning_rate) == (512, 3, 1e-3)
 
 
 def test_every_settings_class_is_a_config():
