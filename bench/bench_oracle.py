@@ -127,7 +127,8 @@ class MaternGP:
         self.y = (y - self.y_mean) / self.y_std
         grid = np.linspace(math.log(1e-5), math.log(1e5), 41)
         start = grid[int(np.argmin([self._neg_log_likelihood(g) for g in grid]))]
-        best = scipy.optimize.minimize_scalar(self._neg_log_likelihood, bounds=(start - 0.6, start + 0.6), method="bounded")
+        best = scipy.optimize.minimize_scalar(self._neg_log_likelihood, bounds=(start - 0.6, start + 0.6),
+                                              method="bounded")
         self.scale = math.exp(best.x if best.fun <= self._neg_log_likelihood(start) else start)
         self.factor = self._factor(self.scale)
         self.weights = scipy.linalg.cho_solve(self.factor, self.y)

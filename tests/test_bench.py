@@ -18,7 +18,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 SMOKE_RUNS = {
     "bench_speed.py": (["--smoke"], ["== 1. grouped convs", "== 2. analytic cost", "== 3. one-shot evaluation",
                                      "== 4. quickstart", "== 5. first training step", "| step at groups=4 / groups=1 |",
-                                     "| build + profile / analytic cost |", "| scratch / one-shot evaluator, per candidate |",
+                                     "| build + profile / analytic cost |",
+                                     "| scratch / one-shot evaluator, per candidate |",
                                      "| first training step of a new model (median) |"]),
     "bench_training_overhead.py": (["--rounds", "1", "--steps", "2"], ["ratio lqsearch/hand-written"]),
     "bench_lce.py": (["--runs", "2"], ["float / binary:", "LatencyCache:"]),

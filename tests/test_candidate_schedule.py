@@ -1,4 +1,4 @@
-"""How candidates train: each recipe states a candidate schedule of its own, which decays over the candidate's epochs."""
+"""How candidates train: each recipe states a candidate schedule of its own, decaying over the candidate's epochs."""
 import pytest
 import tensorflow as tf
 

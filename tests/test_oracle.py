@@ -413,7 +413,8 @@ def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedul
     processes = []
     try:
         for _ in range(2):
-            process = _start_search(tmp_path, log_path, max_trials, extra_args=["--sleep", "0.08", "--schedule", schedule, "--selection", selection])
+            process = _start_search(tmp_path, log_path, max_trials,
+                                    extra_args=["--sleep", "0.08", "--schedule", schedule, "--selection", selection])
             processes.append(process)
             # Two more trial files: one trial ended since start, so the tuner
             # state exists and the restart must be a resume.
@@ -422,7 +423,8 @@ def test_sigkilled_twice_then_resumed_search_completes_exactly(tmp_path, schedul
             time.sleep(delays[-1])
             process.kill()
             process.wait(timeout=30)
-        final = _start_search(tmp_path, log_path, max_trials, extra_args=["--sleep", "0.08", "--schedule", schedule, "--selection", selection])
+        final = _start_search(tmp_path, log_path, max_trials,
+                              extra_args=["--sleep", "0.08", "--schedule", schedule, "--selection", selection])
         processes.append(final)
         assert final.wait(timeout=150) == 0, log_path.read_text()[-3000:]
     finally:

@@ -127,7 +127,8 @@ def test_failed_children_are_replaced_in_their_generation_and_never_become_paren
         finish(oracle, trial)
     # gen 0 has 3 completed, 1 running, 2 failed: the two failures are replaced in generation 0
     replacements = [oracle.create_trial(f"tuner{i}") for i in range(2)]
-    assert [oracle.lineage(t.trial_id) for t in replacements] == [{"generation": 0, "origin": "random", "parents": []}] * 2
+    assert [oracle.lineage(t.trial_id) for t in replacements] == [{"generation": 0, "origin": "random",
+                                                                   "parents": []}] * 2
     # first[5] and the replacements are running: the barrier holds, and running trials never breed
     assert oracle.create_trial("tuner9").status == IDLE
     assert "waiting for generation 0" in oracle.waiting_reason("tuner9")
@@ -191,7 +192,8 @@ def test_lineage_survives_save_and_reload_and_the_search_continues_identically(t
     lineages = {t: oracle.lineage(t) for t in oracle.trials}
     assert {lineage["origin"] for lineage in lineages.values()} == {"random", "crossover", "mutation"}
     state = json.loads((first_dir / "evolution" / "oracle.json").read_text())
-    assert {t: {k: v for k, v in b.items() if k != "slot"} for t, b in state["evolution"]["lineage"].items()} == lineages
+    assert {t: {k: v for k, v in b.items() if k != "slot"} for t,
+            b in state["evolution"]["lineage"].items()} == lineages
 
     shutil.copytree(first_dir, copy_dir)
     restored = make_oracle(copy_dir, schedule=schedule)

@@ -15,7 +15,8 @@ SHIPPED = recipes.list_recipes()
 
 
 def _cli(*args, cwd, timeout=300):
-    return subprocess.run([sys.executable, "-m", "lqsearch.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "lqsearch.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def test_the_papers_and_cpu_recipes_are_shipped():
@@ -34,12 +35,14 @@ def test_recipe_header_says_how_to_run_and_how_long(name):
 def test_paper_recipes_use_the_papers_settings():
     """The settings the papers state; what the search splits hold is tested by behaviour in test_fidelity.py."""
     cifar = recipes.load_recipe("vgg_small_cifar10_width")
-    assert (cifar.search.generations, cifar.search.population_size, cifar.evaluation.epochs, cifar.search.lam) == (50, 32, 10, 4.0)
+    assert (cifar.search.generations, cifar.search.population_size, cifar.evaluation.epochs,
+            cifar.search.lam) == (50, 32, 10, 4.0)
     assert cifar.final.epochs == 200 and cifar.final.training.preset == "shen_cifar"
     for module, ceiling in (("m1", 1.55e8), ("m2", 0.80e8), ("m3", 0.50e8)):
         recipe = recipes.load_recipe(f"mobilenet_{module}_imagenet_groups")
         search = recipe.search
-        assert (search.population_size, search.num_crossovers, search.num_mutations, search.generations) == (50, 25, 25, 20)
+        assert (search.population_size, search.num_crossovers, search.num_mutations,
+                search.generations) == (50, 25, 25, 20)
         assert search.max_flops == ceiling and recipe.final.epochs == 256
     for name in ("vgg_small_cifar10_width", "resnet18_imagenet_width", "mobilenet_m1_imagenet_groups"):
         recipe = recipes.load_recipe(name)
@@ -70,7 +73,10 @@ def test_every_recipe_smoke_runs(name, tmp_path):
 
 
 def test_overrides_parse_yaml_scalars_and_nested_keys():
-    recipe = recipes.load_recipe("quickstart", ["search.population_size=8", "search.num_crossovers=4", "search.num_mutations=4", "search.lambda=null", "evaluation.training.learning_rate=0.01", "space_options.width_multiplier=0.5"])
+    recipe = recipes.load_recipe("quickstart",
+                                 ["search.population_size=8", "search.num_crossovers=4", "search.num_mutations=4",
+                                  "search.lambda=null", "evaluation.training.learning_rate=0.01",
+                                  "space_options.width_multiplier=0.5"])
     assert recipe.search.population_size == 8 and recipe.search.lam is None
     assert recipe.evaluation.training.learning_rate == 0.01
     assert recipe.space_options == {"width_multiplier": 0.5}
@@ -96,7 +102,8 @@ def test_show_prints_the_resolved_recipe(tmp_path):
         (["quickstrat"], "Unknown recipe 'quickstrat'. Did you mean 'quickstart'? Available recipes:"),
         (["quickstart", "search.populaton_size=4"], "Did you mean 'search.population_size'?"),
         (["quickstart", "search.population_size=many"], "'search.population_size' must be integer, got 'many'"),
-        (["quickstart", "search.mutation_rate=2"], "'search.mutation_rate' is out of range: 2.0; allowed values are in [0, 1]"),
+        (["quickstart", "search.mutation_rate=2"],
+         "'search.mutation_rate' is out of range: 2.0; allowed values are in [0, 1]"),
         (["quickstart", "evaluation.mode=fast"], "must be one of scratch, inherit, oneshot"),
         (["quickstart", "search.baselines=[[1, 2]]"], "does not fit space 'vgg_small'"),
         (["quickstart", "space=vgg"], "Unknown search space 'vgg'"),
@@ -119,7 +126,8 @@ def test_out_dir_of_another_recipe_is_refused(tmp_path):
     first = _cli("recipe", "run", "quickstart", "--smoke", "publish.name=null", "--out", str(out), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    second = _cli("recipe", "run", "quickstart", "--smoke", "publish.name=null", "search.seed=99", "--out", str(out), cwd=tmp_path)
+    second = _cli("recipe", "run", "quickstart", "--smoke", "publish.name=null", "search.seed=99", "--out", str(out),
+                  cwd=tmp_path)
     assert second.returncode == 2
     assert "holds a run of a different recipe" in second.stderr
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
@@ -149,7 +157,8 @@ def _trial_ids(lines):
 @pytest.mark.heavy
 def test_killed_run_resumes_without_repeating_finished_trials(tmp_path):
     args = ["recipe", "run", "quickstart", "--smoke", "publish.name=null", "search.max_trials=6",
-            "search.population_size=3", "search.num_crossovers=1", "search.num_mutations=2", "--out", str(tmp_path / "run")]
+            "search.population_size=3", "search.num_crossovers=1", "search.num_mutations=2",
+            "--out", str(tmp_path / "run")]
     first = _run_until_killed(args, tmp_path, kills_after_lines=2)
     second = _run_until_killed(args, tmp_path, kills_after_lines=2)
     assert len(first) == 2 and len(second) == 2

@@ -1,4 +1,4 @@
-"""Schedules, weight inheritance (exact channel copy), final retraining (save, reload, predict), no retracing warnings."""
+"""Schedules, weight inheritance (exact channel copy), final retraining (save, reload, predict), no retrace warnings."""
 import logging
 import types
 
@@ -26,13 +26,15 @@ def test_paper_presets():
     imagenet = training.preset("shen_imagenet")
     assert (imagenet.epochs, imagenet.milestones) == (150, (50, 100, 135))
     phan = training.preset("phan_imagenet")
-    assert (phan.optimizer, phan.learning_rate, phan.schedule, phan.batch_size, phan.epochs) == ("adam", 1e-3, "linear", 512, 256)
+    assert (phan.optimizer, phan.learning_rate, phan.schedule, phan.batch_size,
+            phan.epochs) == ("adam", 1e-3, "linear", 512, 256)
     assert training.preset("phan_imagenet", epochs=3).epochs == 3
 
 
 def test_step_schedule_decays_at_the_milestones():
     schedule = training.learning_rate_schedule(training.preset("shen_cifar"), steps_per_epoch=10)
-    assert [float(schedule(step)) for step in (0, 599, 600, 1200, 1800)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.0001])
+    assert [float(schedule(step)) for step in (0, 599, 600, 1200,
+                                               1800)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.0001])
 
 
 def test_linear_schedule_reaches_zero():
@@ -75,7 +77,8 @@ def test_every_optimizer_trains(optimizer):
     # A model that learned nothing stays at chance (about 50%) and at its untrained loss (ln 2).
     data = _separable()
     tf.keras.utils.set_random_seed(1)
-    model = lqsearch.spaces.get("vgg_small", width_multiplier=0.125).build([1] * 6, input_shape=(8, 8, 1), num_classes=2)
+    model = lqsearch.spaces.get("vgg_small",
+                                width_multiplier=0.125).build([1] * 6, input_shape=(8, 8, 1), num_classes=2)
     untrained = training.evaluate(model, data, num_classes=2)
     config = training.preset("cpu", epochs=3, optimizer=optimizer, steps_per_epoch=40)
     history = training.fit(model, data, config, num_classes=2)
@@ -86,12 +89,16 @@ def test_every_optimizer_trains(optimizer):
 
 def test_nan_loss_raises_candidate_failed(dataset):
     inputs = tf.keras.Input(dataset.input_shape)
-    outputs = tf.keras.layers.Lambda(lambda t: t * float("nan"))(tf.keras.layers.Dense(10)(tf.keras.layers.Flatten()(inputs)))
+    logits = tf.keras.layers.Dense(10)(tf.keras.layers.Flatten()(inputs))
+    outputs = tf.keras.layers.Lambda(lambda t: t * float("nan"))(logits)
     with pytest.raises(training.CandidateFailed, match="NaN"):
-        training.fit(tf.keras.Model(inputs, outputs), dataset.search_train, training.preset("cpu", epochs=1), num_classes=10)
+        training.fit(tf.keras.Model(inputs, outputs), dataset.search_train, training.preset("cpu", epochs=1),
+                     num_classes=10)
 
 
-@pytest.mark.parametrize("name, target", [("vgg_small", [0.25, 2, 1, 0.5, 3, 0.25]), ("resnet18", [1, 0.5, 2, 3, 0.25, 1, 2, 4, 0.5, 1, 3, 2])])
+@pytest.mark.parametrize("name, target",
+                         [("vgg_small", [0.25, 2, 1, 0.5, 3, 0.25]),
+                          ("resnet18", [1, 0.5, 2, 3, 0.25, 1, 2, 4, 0.5, 1, 3, 2])])
 def test_inherit_copies_the_first_channels_exactly(name, target):
     space = lqsearch.spaces.get(name, width_multiplier=0.125)
     shape = {"input_shape": (32, 32, 3), "num_classes": 10}
@@ -129,13 +136,15 @@ def test_final_retraining_saves_a_model_that_reloads_and_predicts_the_same(datas
     card = retrain(space, genome, dataset, config, quantizer="bireal", out_dir=tmp_path / "final")
     assert 0 <= card.metrics["test_accuracy"] <= 100 and card.metrics["flops"] > 0
     model, loaded_card = artifact.load(tmp_path / "final")
-    assert loaded_card.genome == genome and loaded_card.space == space.get_config() and loaded_card.quantizer == "bireal"
+    assert loaded_card.genome == genome and loaded_card.space == space.get_config()
+    assert loaded_card.quantizer == "bireal"
     x, _ = next(iter(dataset.test))
     scores = training.evaluate(model, dataset.test, num_classes=10)
     assert scores["accuracy"] == pytest.approx(card.metrics["test_accuracy"])
     again = retrain(space, genome, dataset, config, quantizer="bireal", out_dir=tmp_path / "final")
     assert again == card  # finished models are not retrained on resume
-    np.testing.assert_allclose(artifact.load(tmp_path / "final")[0].predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(artifact.load(tmp_path / "final")[0].predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6)
 
 
 class _Retracing(logging.Handler):

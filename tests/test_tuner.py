@@ -54,7 +54,8 @@ def test_search_reports_metrics_and_best_models(dataset, tmp_path, capsys):
         assert record["flops"] == pytest.approx(expected_cost.flops)
         assert record["binary_macs"] == expected_cost.binary_macs
         assert 0 <= record["accuracy"] <= 100
-        assert record["fitness"] == pytest.approx(fitness(record["accuracy"], record["flops"], tuner.reference_flops, 4.0))
+        assert record["fitness"] == pytest.approx(fitness(record["accuracy"], record["flops"], tuner.reference_flops,
+                                                          4.0))
         assert record["duration_s"] > 0
     best_hp = tuner.get_best_hyperparameters(1)[0]
     best_record = max(completed, key=lambda r: r["fitness"])
@@ -132,7 +133,8 @@ def test_flops_ceiling_is_checked_before_any_build_or_training(dataset, tmp_path
 @pytest.mark.heavy
 def test_best_models_reproduce_the_recorded_accuracy(dataset, tmp_path, mode):
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
-    evaluation = EvaluationConfig(mode=mode, epochs=1, widest_epochs=1, training=training.preset("cpu", steps_per_epoch=3))
+    evaluation = EvaluationConfig(mode=mode, epochs=1, widest_epochs=1,
+                                  training=training.preset("cpu", steps_per_epoch=3))
     tuner = _tuner(space, dataset, tmp_path, evaluation=evaluation, max_trials=3, population_size=3,
                    num_crossovers=1, num_mutations=2, keep_candidates=3)
     tuner.search(verbose=0)
@@ -155,7 +157,8 @@ def test_unsatisfiable_ceiling_is_refused_with_the_minimum(dataset, tmp_path):
 def test_a_ceiling_almost_nothing_meets_stops_cleanly(dataset, tmp_path):
     """One valid genome in 46,656: sampling is bounded, so the search stops with a message."""
     space = lqsearch.spaces.get("vgg_small", width_multiplier=0.125)
-    cheapest = lqsearch.cost.profile(space.build(space.cheapest(), input_shape=dataset.input_shape, num_classes=10)).flops
+    cheapest = lqsearch.cost.profile(space.build(space.cheapest(), input_shape=dataset.input_shape,
+                                                 num_classes=10)).flops
     tuner = _tuner(space, dataset, tmp_path, max_flops=cheapest * 1.0001, max_trials=3, max_sampling_attempts=20)
     tuner.search(verbose=0)
     completed = [r for r in tuner.trial_records() if r["status"] == "COMPLETED"]

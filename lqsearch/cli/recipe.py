@@ -75,10 +75,12 @@ def add_commands(sub) -> None:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("recipe", help="a shipped recipe name or a path to a .yaml recipe")
         command.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. search.population_size=8")
-        command.add_argument("--smoke", action="store_true", help="shrink the recipe to a seconds-long run on the embedded sample")
+        command.add_argument("--smoke", action="store_true",
+                             help="shrink the recipe to a seconds-long run on the embedded sample")
         command.set_defaults(func=func)
         if name == "plan":
-            command.add_argument("--no-probe", action="store_true", help="counts only: do not time steps on this device")
+            command.add_argument("--no-probe", action="store_true",
+                                 help="counts only: do not time steps on this device")
         if name == "run":
             command.add_argument("--out", help="run directory (default runs/NAME); the same --out resumes")
             command.add_argument("--verbose", action="store_true", help="show Keras training output")

@@ -1,4 +1,4 @@
-"""`plan_recipe`: what a recipe's run will do and cost, per stage, projected from a short probe (nothing trained or written).
+"""`plan_recipe`: what a recipe's run will do and cost, per stage, projected from a short probe (nothing written).
 
 Stages: the one-off preparation (the widest network for `inherit`, the supernet
 for `oneshot`), the search's candidates (and the baselines scored like them),
@@ -169,7 +169,8 @@ def _stages(recipe, space, cost_of, sizes, timing) -> List[Dict[str, Any]]:
     trainings = rows * final.seeds
     seconds = None
     if timing:
-        seconds = trainings * timing.training(candidate_macs, steps, config.batch_size, test_batches) + rows * LCE_SECONDS_PER_ROW
+        seconds = (trainings * timing.training(candidate_macs, steps, config.batch_size, test_batches)
+                   + rows * LCE_SECONDS_PER_ROW)
     stages.append(_stage("study", f"{rows} rows x {final.seeds} seeds, final-trained on train, tested",
                          trainings, trainings, config.epochs, trainings * steps * config.batch_size,
                          trainings * steps, seconds))
@@ -325,7 +326,7 @@ class _Probe:
         return self._at(self.macs["costliest"], "overhead") + steps * self._step(self.macs["costliest"], batch)
 
     def oneshot(self, macs, batches) -> float:
-        """One one-shot candidate: recalibration and scoring, forward passes inside the supernet (no new model traced)."""
+        """One one-shot candidate: recalibration and scoring, forward passes in the supernet (no new model traced)."""
         eval_batch = self.recipe.data.eval_batch_size or self.recipe.data.batch_size
         return batches * self._step(macs, eval_batch, "eval_step")
 
@@ -333,7 +334,8 @@ class _Probe:
         device = tf.config.list_physical_devices("GPU")
         where = f"GPU ({len(device)})" if device else f"CPU ({os.cpu_count()} cores visible)"
         points = {f"{macs / 1e6:.1f}M MACs": {k: round(v, 4) for k, v in p.items()} for macs, p in self.points.items()}
-        return {"device": where, "batch": self.batch, "pipeline_ms_per_image": round(1e3 * self.pipeline_seconds, 4), "image": "x".join(map(str, self.shape)),
+        return {"device": where, "batch": self.batch, "pipeline_ms_per_image": round(1e3 * self.pipeline_seconds, 4),
+                "image": "x".join(map(str, self.shape)),
                 "genomes": self.probed, "points": points, "jpeg_decode_s": round(self.decode_seconds, 5),
                 "seconds": round(self.seconds, 1)}
 
@@ -400,7 +402,8 @@ def format_plan(plan: Dict[str, Any]) -> str:
     for stage in plan["stages"]:
         epochs = "-" if stage["epochs"] is None else str(stage["epochs"])
         lines.append(f"{stage['name']:18s} {stage['trainings']:>9,} {stage['evaluations']:>6,} {epochs:>6s} "
-                     f"{stage['images']:>14,} {stage['steps']:>11,} {_duration(stage['seconds']):>12s}  {stage['what']}")
+                     f"{stage['images']:>14,} {stage['steps']:>11,} {_duration(stage['seconds']):>12s}  "
+                     f"{stage['what']}")
     lines.append("")
     lines.append("Disk: " + ", ".join(f"{k} {_bytes(v)}" for k, v in plan["disk_bytes"].items())
                  + f"; total {_bytes(sum(plan['disk_bytes'].values()))}")

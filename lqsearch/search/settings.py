@@ -143,7 +143,8 @@ class EvolutionSettings(Config):
             )
         if self.num_crossovers > 0 and self.num_parents < 2:
             raise ValueError(
-                "crossover needs two parents but num_parents=1. Set num_parents >= 2, or num_crossovers=0 for mutation only."
+                "crossover needs two parents but num_parents=1. Set num_parents >= 2, "
+                "or num_crossovers=0 for mutation only."
             )
         crossovers, mutations, population = self.num_crossovers, self.num_mutations, self.population_size
         if self.schedule == "generational" and crossovers + mutations != population:

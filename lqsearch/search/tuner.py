@@ -273,9 +273,10 @@ class BinaryArchitectureSearch(kt.Tuner):
         return None if self._preparation is None else dict(self._preparation)
 
     def search(self, *fit_args, **fit_kwargs):
-        """Keras Tuner's `search`; `verbose=0` also silences the preparation's progress lines. A distributed worker that asks for a trial after the chief
-        ended the search (Keras Tuner's chief exits once its last trial ends) stops with a
-        message instead of a gRPC traceback."""
+        """Keras Tuner's `search`; `verbose=0` also silences the preparation's progress lines.
+
+        A distributed worker that asks for a trial after the chief ended the search (Keras Tuner's
+        chief exits once its last trial ends) stops with a message instead of a gRPC traceback."""
         self._verbose = fit_kwargs.get("verbose", self._verbose)
         try:
             return super().search(*fit_args, **fit_kwargs)
@@ -310,7 +311,8 @@ class BinaryArchitectureSearch(kt.Tuner):
         tf.keras.backend.clear_session()
         try:
             self.prepare()
-            accuracy, model = self.evaluator().evaluate(genome, log_dir=Path(self.get_trial_dir(trial.trial_id)) / "logs")
+            accuracy, model = self.evaluator().evaluate(genome,
+                                                        log_dir=Path(self.get_trial_dir(trial.trial_id)) / "logs")
         except training.CandidateFailed as error:
             raise kt.errors.FailedTrialError(str(error)) from error
         if model is not None and self.settings.keep_candidates > 0:
@@ -340,7 +342,8 @@ class BinaryArchitectureSearch(kt.Tuner):
         )
 
     def _save_candidate(self, trial_id, model, genome, accuracy) -> None:
-        artifact.save(Path(self.get_trial_dir(trial_id)) / "candidate", model, self._card(genome, {"search_val_accuracy": accuracy}))
+        artifact.save(Path(self.get_trial_dir(trial_id)) / "candidate", model,
+                      self._card(genome, {"search_val_accuracy": accuracy}))
 
     def load_model(self, trial):
         """The trial's model as it was scored: its saved weights (scratch / inherit), or extracted from the
@@ -425,7 +428,8 @@ class BinaryArchitectureSearch(kt.Tuner):
         print(f"{'trial':>6}  {'fitness':>8}  {'acc %':>6}  {'MFLOPs':>8}  genome")
         for record in completed[:num_trials]:
             genome = ",".join(f"{v:g}" for v in record["genome"].values())
-            print(f"{record['trial_id']:>6}  {record['fitness']:8.2f}  {record['accuracy']:6.2f}  {record['flops'] / 1e6:8.3f}  {genome}")
+            print(f"{record['trial_id']:>6}  {record['fitness']:8.2f}  {record['accuracy']:6.2f}  "
+                  f"{record['flops'] / 1e6:8.3f}  {genome}")
 
 
 def _last_value(trial, name):
