@@ -85,7 +85,7 @@ class Supernet:
 
     Example:
         >>> supernet = Supernet(space, input_shape=(28, 28, 1), num_classes=10)
-        >>> supernet.train(data.search_train, steps=2000, checkpoint_dir=run_dir / "supernet")
+        >>> supernet.train(data.seeded("search_train", 0), steps=2000, checkpoint_dir=run_dir / "supernet")
         >>> batches = data.take_batches("search_train", 20)
         >>> supernet.evaluate(genome, data.search_val, recalibration_batches=batches)
     """
@@ -393,7 +393,7 @@ class Supernet:
 
     def train(
         self,
-        dataset_pipeline: tf.data.Dataset,
+        dataset_pipeline,
         *,
         steps: int,
         checkpoint_dir: Union[str, os.PathLike],
@@ -409,12 +409,14 @@ class Supernet:
 
         Resumable: when `checkpoint_dir` holds a checkpoint, it is restored and training
         continues from its step count (a finished run restores the weights and returns at
-        once). The sub-genomes of step `s` depend only on (`seed`, `s`), and a resumed run
-        skips the batches of the current epoch already seen, so with a pipeline whose order
-        is the same in every run, a resumed run repeats the uninterrupted one exactly.
+        once). The sub-genomes of step `s` depend only on (`seed`, `s`), and with seeded data
+        so does its batch (pass s // B, batch s mod B), so a resumed run repeats the
+        uninterrupted one exactly.
 
         Arguments:
-            dataset_pipeline: batched (images, labels), e.g. `dataset.search_train`; repeated.
+            dataset_pipeline: seeded data, `dataset.seeded("search_train", seed)` (pass e's batches
+                from the seed and e), or a batched (images, labels) `tf.data` pipeline, repeated (its
+                own order: a pipeline reshuffled per iteration makes a resume differ).
             steps: total optimizer steps.
             checkpoint_dir: where checkpoints and `supernet.json` live.
             optimizer: default Adam(1e-3) with linear decay to 0 over `steps` (Phan et al.).
