@@ -68,8 +68,10 @@ def build_pipeline(stream, *, split, family, size, opts, native_size, num_exampl
     size = tuple(int(s) for s in size)
     # Every pipeline states its length (a filtered stream does not know it), so an epoch is one pass
     # whatever the batch size; a stream that turns out shorter or longer fails at that point.
-    stream = stream.apply(tf.data.experimental.assert_cardinality(num_examples))
-    stream = stream.map(lambda image, label: (image, tf.cast(label, tf.int32)))
+    # (Labels are cast to int32 per batch: per-element maps inside a pass are not rewritten by tf.data's
+    # static optimizations, and a sequential one cost ~20 us an element.)
+    if int(stream.cardinality()) != num_examples:
+        stream = stream.apply(tf.data.experimental.assert_cardinality(num_examples))
     in_memory = native_size is not None
     if family != "imagenet" and in_memory and tuple(native_size) != size:
         stream = stream.map(lambda image, label: (_resize_uint8(image, size), label),
@@ -133,20 +135,24 @@ class SplitPipeline:
             stream = stream.shuffle(self.buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
         if self.augment is not None:
             augment, size = self.augment, self.size
+            # One seed pair per position in the pass, split from the pass's key in one op.
             augment_key = tf.random.experimental.stateless_fold_in(key, _SALT["augment"])
-            positions = tf.data.Dataset.range(self.num_examples)
-            stream = tf.data.Dataset.zip((stream, positions)).map(
-                lambda example, position: (
-                    augment(example[0], tf.random.experimental.stateless_fold_in(augment_key, position), size),
-                    example[1]),
+            seeds = tf.data.Dataset.from_tensor_slices(
+                tf.random.experimental.stateless_split(augment_key, self.num_examples))
+            stream = tf.data.Dataset.zip((stream, seeds)).map(
+                lambda example, seed: (augment(example[0], seed, size), example[1]),
                 num_parallel_calls=tf.data.AUTOTUNE)
         elif self.family == "imagenet":
             centre_crop, size = (_decode_centre_crop if self.encoded else _resize_centre_crop), self.size
             stream = stream.map(lambda image, label: (centre_crop(image, size), label),
                                 num_parallel_calls=tf.data.AUTOTUNE)
         # Images stay uint8 up to here; the batch is cast to float32 in [0, 1] in one step.
-        return stream.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).map(
-            lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))
+        return stream.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).map(_to_float)
+
+
+def _to_float(images, labels):
+    """A batch as the models take it: float32 images in [0, 1], int32 labels."""
+    return tf.cast(images, tf.float32) / 255.0, tf.cast(labels, tf.int32)
 
 
 def _options(opts, *, deterministic):
