@@ -56,16 +56,19 @@ class Dataset:
     sources: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def pipeline(self, split, *, seed=None, epoch=0, batch_size=None):
-        """One batched pass over `split` (one of `SPLITS`, else DataError).
+        """One batched pass over `split`.
 
         Arguments:
-            split: the split.
+            split: one of `SPLITS`.
             seed: with `epoch`, fixes a training split's order and augmentation (None: the data seed).
             epoch: which pass.
             batch_size: examples per batch (None: the split's batch size).
 
         Returns:
             A `tf.data.Dataset` of known length; the same arguments give the same batches.
+
+        Raises:
+            DataError: on an unknown split or a bad seed or batch size.
         """
         split = _check_split(split)
         if seed is None and epoch == 0 and batch_size is None:
@@ -73,19 +76,34 @@ class Dataset:
         return self._source(split).passes(self._seed(seed), batch_size=batch_size, first_epoch=epoch)
 
     def seeded(self, split, seed, batch_size=None):
-        """`split` under the training seed `seed`: the `SeededSplit` that `lqsearch.training.fit` trains on."""
-        return SeededSplit(self._source(_check_split(split)), check_int("seed", seed, minimum=0, error=DataError),
-                           check_int("batch_size", batch_size or self._source(split).batch_size, minimum=1,
-                                     error=DataError))
+        """`split` under the training seed `seed`: what `lqsearch.training.fit` trains on.
+
+        Arguments:
+            split: one of `SPLITS`.
+            seed: an integer >= 0; epoch e of a training gets pass e under it.
+            batch_size: examples per batch (None: the split's batch size).
+
+        Returns:
+            A `SeededSplit`.
+
+        Raises:
+            DataError: on an unknown split or a bad seed or batch size.
+        """
+        source = self._source(_check_split(split))
+        return SeededSplit(source, self._seed(seed),
+                           check_int("batch_size", batch_size or source.batch_size, minimum=1, error=DataError))
 
     def _source(self, split):
+        """The `SplitPipeline` of `split` (DataError for a Dataset built without them)."""
         if self.sources is None:
             raise DataError(f"the dataset {self.name!r} was built without its split sources; load it with "
                             "lqsearch.data.load_dataset or from_arrays.")
         return self.sources[split]
 
     def _seed(self, seed):
-        return self.sources[SPLITS[0]].opts.seed if seed is None else check_int("seed", seed, minimum=0, error=DataError)
+        """`seed` checked, or the data seed for None."""
+        return self._source(SPLITS[0]).opts.seed if seed is None else check_int("seed", seed, minimum=0,
+                                                                                   error=DataError)
 
     def num_examples(self, split):
         """Return the number of examples of `split` (one of `SPLITS`)."""

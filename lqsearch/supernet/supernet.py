@@ -247,7 +247,7 @@ class Supernet:
             yield layer, counterpart
 
     def train_standalone(
-        self, genome: Union[Sequence, Mapping[str, Any]], pipeline: tf.data.Dataset, *, epochs: int,
+        self, genome: Union[Sequence, Mapping[str, Any]], pipeline, *, epochs: int,
         learning_rate: float = DEFAULT_LEARNING_RATE, initial_model: Optional[tf.keras.Model] = None,
     ) -> tf.keras.Model:
         """Trains `genome` from scratch through the supernet pinned to it, and returns the static model.
@@ -260,7 +260,8 @@ class Supernet:
 
         Arguments:
             genome: the candidate.
-            pipeline: batched (images, labels) of known length; one pass per epoch.
+            pipeline: seeded data (`dataset.seeded("search_train", seed)`: epoch e is its pass e), or a
+                batched (images, labels) `tf.data` pipeline of known length, one pass per epoch.
             epochs: E.
             learning_rate: Adam's initial learning rate.
             initial_model: the static model of `genome` to start from (its weights are
@@ -275,9 +276,11 @@ class Supernet:
         self._check_matches(initial_model, genome)
         self.inject(initial_model)
         self.set_genome(genome)
-        apply = self._standalone_apply(standalone_optimizer(learning_rate, epochs * _length(pipeline)))
-        for _ in range(epochs):
-            for images, labels in pipeline:
+        seeded = not isinstance(pipeline, tf.data.Dataset)
+        per_epoch = pipeline.num_batches if seeded else _length(pipeline)
+        apply = self._standalone_apply(standalone_optimizer(learning_rate, epochs * per_epoch))
+        for epoch in range(epochs):
+            for images, labels in (pipeline.passes(epoch, 1) if seeded else pipeline):
                 images, labels = tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
                 targets = tf.zeros([tf.shape(images)[0], self.num_classes])
                 apply(self.gradients(images, labels, targets, tf.constant(0.0))[2])
