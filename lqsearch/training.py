@@ -9,6 +9,11 @@ Presets (every field can be overridden with `TrainingConfig.replace(...)` or a r
 | `phan_imagenet` | Adam               | 1e-3  | linear decay to 0                     | 256    | 512   |
 | `cpu`           | Adam               | 2e-3  | linear decay to 0                     | 2      | 128   |
 
+`fit` trains on an `EpochData` (e.g. `lqsearch.data.Dataset.seeded(split, seed)`): epoch e's
+batches are a function of (seed, e) only, also when Keras' `BackupAndRestore` resumes a killed
+training at epoch e (`fit(..., backup_dir=...)`), so a training does not depend on what the
+process did before it. A plain `tf.data.Dataset` is trained on as given.
+
 A loss that becomes NaN raises `CandidateFailed`, so the search records a failed
 trial with its reason and goes on. `fit` and `evaluate` drop TensorFlow's "triggered
 tf.function retracing" warning when it only counts new models each tracing their own
@@ -23,10 +28,12 @@ References:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import math
 import os
-from typing import Any, Dict, Iterator, Literal, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Literal, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import larq as lq
 import tensorflow as tf
@@ -39,6 +46,7 @@ from lqsearch.errors import CandidateFailed
 
 __all__ = [
     "TrainingConfig",
+    "EpochData",
     "CandidateFailed",
     "PRESETS",
     "preset",
@@ -51,6 +59,7 @@ __all__ = [
     "get_strategy",
     "seed_everything",
     "deterministic_default",
+    "derive_seed",
 ]
 
 OPTIMIZERS = ("adam", "sgd", "bop")  # TrainingConfig.optimizer's values
@@ -62,6 +71,8 @@ SCHEDULES = ("constant", "step", "linear", "cosine")  # TrainingConfig.schedule'
 #: Keras's `tf.function`s of one model, by attribute name.
 _MODEL_FUNCTIONS = ("train_function", "test_function", "predict_function")
 _RETRACING = "triggered tf.function retracing"
+#: The last finished epoch in a Keras `BackupAndRestore` checkpoint (`<backup_dir>/chief`).
+_BACKED_UP_EPOCH = "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 #: Each preset's values (what differs from TrainingConfig's defaults is what the preset is).
@@ -259,9 +270,18 @@ def steps_in(pipeline: tf.data.Dataset, config: TrainingConfig) -> int:
     return min(length, config.steps_per_epoch or length)
 
 
+class EpochData(Protocol):
+    """Training data whose epoch e is a function of its seed and e (`lqsearch.data.Dataset.seeded`)."""
+
+    num_batches: int
+
+    def passes(self, first_epoch: int, epochs: int, steps: Optional[int] = None) -> tf.data.Dataset:
+        """The batches of epochs `first_epoch` .. `first_epoch + epochs - 1` (each cut to `steps`), in one pipeline."""
+
+
 def fit(
     model: tf.keras.Model,
-    train: tf.data.Dataset,
+    train: Union[EpochData, tf.data.Dataset],
     config: TrainingConfig,
     *,
     num_classes: int,
@@ -269,28 +289,43 @@ def fit(
     log_dir: Optional[os.PathLike] = None,
     verbose: int = 0,
     callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+    backup_dir: Optional[os.PathLike] = None,
 ) -> tf.keras.callbacks.History:
     """Compiles and trains `model` for `config.epochs`.
 
     Arguments:
         model: a Keras model returning logits (build it inside the strategy's scope).
-        train: batched (image, label) pipeline.
+        train: an `EpochData` (epoch e's batches from its seed and e: the same whatever ran before,
+            and after a resume), or a batched (image, label) `tf.data.Dataset` trained on as given.
         config: the `TrainingConfig`.
         num_classes: used to decide on top-5.
         validation: optional pipeline evaluated after each epoch.
         log_dir: TensorBoard logs go there when given.
         verbose: Keras progress output (0 quiet, 1 bar, 2 one line per epoch).
         callbacks: extra Keras callbacks.
+        backup_dir: back the training up there after every epoch (Keras `BackupAndRestore`) and resume
+            from it; with an `EpochData`, the resumed epochs get the batches they would have had.
 
     Returns:
-        The Keras `History`.
+        The Keras `History` (of the epochs this call trained).
 
     Raises:
         CandidateFailed: if the loss becomes NaN or infinite.
     """
-    steps = steps_in(train, config)
+    if isinstance(train, tf.data.Dataset):
+        steps, first = steps_in(train, config), 0
+        data = train.repeat() if config.steps_per_epoch else train
+        given_steps = steps if config.steps_per_epoch else None
+    else:
+        steps = min(train.num_batches, config.steps_per_epoch or train.num_batches)
+        first = min(_backed_up_epochs(backup_dir), config.epochs) if backup_dir is not None else 0
+        data, given_steps = train.passes(first, config.epochs - first, steps), steps
     compile_model(model, config, steps, num_classes)
     all_callbacks = [tf.keras.callbacks.TerminateOnNaN(), *callbacks]
+    if backup_dir is not None:
+        all_callbacks.insert(0, tf.keras.callbacks.BackupAndRestore(str(backup_dir)))
+    if not isinstance(train, tf.data.Dataset):
+        all_callbacks.append(_SameEpochs(first))
     if log_dir is not None:
         # write_graph=False: writing the traced training graph slowed the first batch of every
         # training of MobileNet M3 (Keras warned "on_train_batch_end is slow"); scalars are what runs compare.
@@ -299,17 +334,44 @@ def fit(
         return tf.keras.callbacks.History()
     with _quiet_new_model_traces(model):
         history = model.fit(
-            train.repeat() if config.steps_per_epoch else train,
+            data,
             epochs=config.epochs,
-            steps_per_epoch=steps if config.steps_per_epoch else None,
+            steps_per_epoch=given_steps,
             validation_data=validation,
             callbacks=all_callbacks,
             verbose=verbose,
         )
     losses = history.history.get("loss", [])
-    if not losses or any(not math.isfinite(l) for l in losses):
+    if (not losses and first < config.epochs) or any(not math.isfinite(l) for l in losses):
         raise CandidateFailed(f"training loss became NaN or infinite (loss per epoch: {losses})")
     return history
+
+
+def _backed_up_epochs(backup_dir: os.PathLike) -> int:
+    """How many epochs the Keras `BackupAndRestore` checkpoint in `backup_dir` holds (0 without one)."""
+    latest = tf.train.latest_checkpoint(os.path.join(os.fspath(backup_dir), "chief"))
+    if latest is None:
+        return 0
+    return int(tf.train.load_checkpoint(latest).get_tensor(_BACKED_UP_EPOCH)) + 1
+
+
+class _SameEpochs(tf.keras.callbacks.Callback):
+    """Checks that Keras trains the epochs whose batches `fit` gave it (first, first + 1, ...).
+
+    Raises:
+        RuntimeError: at the start of an epoch that is not the next one of the data (a resume that
+            Keras and `fit` read differently): its batches would be another epoch's.
+    """
+
+    def __init__(self, first: int):
+        super().__init__()
+        self.expected = first
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch != self.expected:
+            raise RuntimeError(f"Keras starts epoch {epoch} but the data given to fit is at epoch {self.expected}; "
+                               "resume a training only through fit(..., backup_dir=).")
+        self.expected += 1
 
 
 def evaluate(model: tf.keras.Model, pipeline: tf.data.Dataset, *, num_classes: int, verbose: int = 0) -> Dict[str, float]:
@@ -395,6 +457,13 @@ def get_strategy(name: str = "default") -> tf.distribute.Strategy:
 def deterministic_default() -> bool:
     """Whether a run is deterministic when its recipe does not say: on the CPU yes, on a GPU no (see `seed_everything`)."""
     return not tf.config.list_physical_devices("GPU")
+
+
+def derive_seed(*parts: Any) -> int:
+    """A seed in [0, 2**31) from `parts` (JSON-serializable: ints, strings, mappings): a hash, so that
+    nearby inputs give unrelated seeds (e.g. `derive_seed(run_seed, "recalibration")`)."""
+    text = json.dumps(list(parts), sort_keys=True)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
 def seed_everything(seed: int, deterministic: Optional[bool] = None) -> bool:

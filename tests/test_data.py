@@ -202,10 +202,18 @@ def test_same_seed_gives_the_same_batches_and_another_seed_does_not():
     assert not np.array_equal(images_a, images_c)
 
 
-def test_training_pipelines_reshuffle_every_epoch():
+def test_training_passes_are_shuffled_per_seed_and_epoch_and_never_by_history():
     dataset = data.from_arrays(**small_arrays(), batch_size=80, augment=False)
-    first, second = (image_ids(collect(dataset.train)[0]) for _ in range(2))
-    assert sorted(first) == sorted(second) and first.tolist() != second.tolist()
+
+    def ids(**pass_of):
+        return image_ids(collect(dataset.pipeline("train", **pass_of))[0]).tolist()
+
+    first, second = ids(seed=1, epoch=0), ids(seed=1, epoch=1)
+    assert sorted(first) == sorted(second) and first != second  # every epoch another order
+    assert ids(seed=1, epoch=1) == second and ids(seed=2, epoch=1) != second  # the pass of (seed, epoch)
+    assert ids() == ids()  # `dataset.train`: pass 0 under the data seed, however often it was read
+    chained = image_ids(collect(dataset.seeded("train", 1).passes(1, 2))[0]).tolist()
+    assert chained == second + ids(seed=1, epoch=2)  # what fit trains on, also when it resumes at epoch 1
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -226,7 +234,8 @@ def test_cifar_augmentation_only_on_training_pipelines():
         np.testing.assert_array_equal(plain_labels, aug_labels)
         assert aug_images.shape == plain_images.shape
         assert not np.allclose(plain_images, aug_images)
-        assert not np.allclose(collect(augmented.pipeline(split))[0], aug_images)  # new epoch
+        assert not np.allclose(collect(augmented.pipeline(split, epoch=1))[0], aug_images)  # new epoch
+        np.testing.assert_array_equal(collect(augmented.pipeline(split))[0], aug_images)  # same pass, same pixels
         raw = np.sort(plain.arrays[split][0].reshape(len(plain_images), -1) / 255.0, axis=0)
         np.testing.assert_allclose(np.sort(plain_images.reshape(len(raw), -1), axis=0), raw,
                                    atol=1e-6)

@@ -145,3 +145,45 @@ def test_kill_during_publish_leaves_the_registry_intact_and_the_resume_publishes
     assert not any(staging.iterdir())
     third = run_to_end(args, tmp_path, tmp_path / "third.log")  # a finished run resumes to "already published"
     assert "Already published" in third and json.loads((registry / "index.json").read_text()) == index
+
+
+def _deterministic(results: dict) -> dict:
+    """What a resumed run must reproduce to the last digit: trials, random search, study table, verdict."""
+    keys = ("trial_id", "genome", "accuracy", "fitness", "flops", "generation", "origin", "parents", "status")
+    random_best = results["random_search"]
+    return {"trials": [{k: t.get(k) for k in keys} for t in results["trials"]],
+            "random_search": random_best and {k: random_best.get(k) for k in ("genome", "accuracy", "fitness")},
+            "study": [{k: v for k, v in row.items() if k != "latency_s"} for row in results["study"]],  # latency: timed
+            "study_verdict": results["study_verdict"], "study_comparisons": results["study_comparisons"],
+            "final": {k: results["final"][k] for k in ("genome", "test_accuracy", "test_accuracy_mean", "seeds")}}
+
+
+@pytest.mark.heavy
+def test_a_run_killed_in_the_search_and_in_the_study_resumes_to_the_uninterrupted_results(tmp_path):
+    """kill -9 in generation 1 of the search (a trial in flight), resume, kill -9 in the study's first training
+    (after its first epoch's backup), resume: results.json equals an uninterrupted run's, digit for digit."""
+    def args(run):
+        return ["recipe", "run", "quickstart", "--smoke", "--out", str(run), "publish.name=null",
+                "search.max_trials=4", "evaluation.epochs=2", "final.epochs=3", "final.seeds=2"]
+
+    straight = tmp_path / "straight"
+    run_to_end(args(straight), tmp_path, tmp_path / "straight.log")
+    run = tmp_path / "killed"
+
+    def completed_trials() -> int:
+        try:
+            results = json.loads((run / "results.json").read_text())
+        except (OSError, ValueError):
+            return 0
+        return sum(t["status"] == "COMPLETED" for t in results["trials"])
+
+    kill_when(start(args(run), tmp_path, tmp_path / "first.log"), lambda: completed_trials() >= 3)
+    assert completed_trials() == 3  # generation 1's second trial was in flight
+    kill_when(start(args(run), tmp_path, tmp_path / "second.log"),
+              lambda: any((run / "study").glob(".*.backup/**/checkpoint")))
+    second = (tmp_path / "second.log").read_text()
+    assert "Study: " in second and not any(line.startswith("study 1/") and "test top-1" in line
+                                           for line in second.splitlines())  # killed inside the first training
+    third = run_to_end(args(run), tmp_path, tmp_path / "third.log")
+    assert not any(": epoch 1/3 " in line for line in third.splitlines() if line.startswith("study 1/"))  # resumed
+    assert _deterministic(completed_results(run)) == _deterministic(completed_results(straight))

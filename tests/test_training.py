@@ -214,28 +214,31 @@ def test_a_model_that_retraces_its_own_step_still_warns():
     assert quiet.filter(logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, "another warning", None, None))
 
 
-def _probe(strategy):
+def _probe(strategy, model="vgg_small"):
     import json
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "lqsearch.testing.strategy_probe", strategy, "--devices", "2"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "lqsearch.testing.strategy_probe", strategy, "--devices", "2",
+                           "--model", model], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
 def test_mirrored_training_on_two_logical_devices_matches_one_device():
-    """The same global batch on 2 replicas: the same initial weights and data, so the losses agree. Not to
-    the last digit: each replica normalizes its half batch with its own BatchNorm statistics (Keras'
-    default, unsynchronized), so the tolerance is 5% of the loss per epoch."""
-    one, two = _probe("default"), _probe("mirrored")
+    """The same global batch on 2 replicas, the same initial weights and seeded data. Without BatchNorm the
+    losses agree to float precision (tolerance 1e-4 relative). A binary VGG-small normalizes each half batch
+    with its own BatchNorm statistics (Keras' default, unsynchronized), which moves a binary net's first
+    epoch by up to ~15% here: its tolerance is 20%, and both must learn."""
+    one, two = _probe("default", "no_batchnorm"), _probe("mirrored", "no_batchnorm")
     assert (one["replicas"], two["replicas"]) == (1, 2)
+    assert two["losses"] == pytest.approx(one["losses"], rel=1e-4)
+    one, two = _probe("default"), _probe("mirrored")
     assert len(one["losses"]) == len(two["losses"]) == 2
     for single, mirrored in zip(one["losses"], two["losses"]):
-        assert mirrored == pytest.approx(single, rel=0.05)
-    assert two["losses"][-1] < two["losses"][0]  # it learns
+        assert mirrored == pytest.approx(single, rel=0.2)
+    assert two["losses"][-1] < two["losses"][0] and one["losses"][-1] < one["losses"][0]
 
 
 @pytest.mark.slow

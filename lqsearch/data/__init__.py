@@ -12,8 +12,11 @@ Every pipeline yields `(images, labels)`: images are float32 in [0, 1] with
 shape (batch, H, W, C) (grayscale images get C = 1), labels are int32 class
 indices. Nothing is mean/std-normalized; do that in the model if wanted.
 
-Training pipelines (`train`, `search_train`) are shuffled with the seed and
-augmented per family (`lqsearch.data.pipelines`). In-memory sources hold their uint8 images in
+Training pipelines (`train`, `search_train`) are shuffled and augmented per
+family (`lqsearch.data.pipelines`), pass by pass: `dataset.pipeline(split, seed=s,
+epoch=e)` is a function of (s, split, e) only, and `dataset.seeded(split, s)` is what
+`lqsearch.training.fit` trains on (epoch e gets pass e, also after a resume). The
+`train` / `search_train` attributes are pass 0 under the data seed. In-memory sources hold their uint8 images in
 memory; when `image_size` resizes them, the resized uint8 images are cached
 before augmentation. ImageNet streams encoded JPEGs from disk and decodes each
 image in the pass that uses it; its search subsets are selected once and stored as

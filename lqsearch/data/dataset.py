@@ -1,4 +1,4 @@
-"""`Dataset`: the four batched pipelines of one dataset, and the loading options shared by every source."""
+"""`Dataset`: the batched pipelines of one dataset (seeded passes per split), and the loading options of every source."""
 import dataclasses
 import math
 
@@ -9,7 +9,7 @@ from lqsearch.config import ConfigError
 from lqsearch.data.config import DataConfig
 from lqsearch.data.errors import DataError
 
-__all__ = ["Dataset", "Options", "make_options", "data_config", "SPLITS", "DEFAULT_SEARCH_FRACTION",
+__all__ = ["Dataset", "SeededSplit", "Options", "make_options", "data_config", "SPLITS", "DEFAULT_SEARCH_FRACTION",
            "DEFAULT_IMAGENET_PER_CLASS"]
 
 SPLITS = ("train", "search_train", "search_val", "test")
@@ -32,6 +32,11 @@ class Dataset:
         batch_size, eval_batch_size: batch sizes of training / eval pipelines.
         arrays: raw uint8 (images, labels) per split for in-memory sources, or
             None for streamed ones (ImageNet).
+        sources: the `SplitPipeline` of each split: its passes under any seed (`pipeline`, `seeded`).
+
+    The `train` and `search_train` attributes are pass 0 under the data seed. A training takes its
+    passes from `seeded(split, seed)` instead: pass e under seed s is the same batches whatever the
+    process did before (see `lqsearch.data.pipelines`).
     """
 
     name: str
@@ -49,10 +54,57 @@ class Dataset:
     batch_size: int
     eval_batch_size: int
     arrays: dict | None = dataclasses.field(default=None, repr=False, compare=False)
+    sources: dict | None = dataclasses.field(default=None, repr=False, compare=False)
 
-    def pipeline(self, split):
-        """Return the pipeline of `split` (one of `SPLITS`, else DataError)."""
-        return getattr(self, _check_split(split))
+    def pipeline(self, split, *, seed=None, epoch=0, batch_size=None):
+        """One batched pass over `split`.
+
+        Arguments:
+            split: one of `SPLITS`.
+            seed: with `epoch`, fixes a training split's order and augmentation (None: the data seed).
+            epoch: which pass.
+            batch_size: examples per batch (None: the split's batch size).
+
+        Returns:
+            A `tf.data.Dataset` of known length; the same arguments give the same batches.
+
+        Raises:
+            DataError: on an unknown split or a bad seed or batch size.
+        """
+        split = _check_split(split)
+        if seed is None and epoch == 0 and batch_size is None:
+            return getattr(self, split)
+        return self._source(split).passes(self._seed(seed), batch_size=batch_size, first_epoch=epoch)
+
+    def seeded(self, split, seed, batch_size=None):
+        """`split` under the training seed `seed`: what `lqsearch.training.fit` trains on.
+
+        Arguments:
+            split: one of `SPLITS`.
+            seed: an integer >= 0; epoch e of a training gets pass e under it.
+            batch_size: examples per batch (None: the split's batch size).
+
+        Returns:
+            A `SeededSplit`.
+
+        Raises:
+            DataError: on an unknown split or a bad seed or batch size.
+        """
+        source = self._source(_check_split(split))
+        return SeededSplit(source, self._seed(seed),
+                           check_int("batch_size", batch_size or source.batch_size, minimum=1, error=DataError))
+
+    def _source(self, split):
+        """The `SplitPipeline` of `split` (DataError for a Dataset built without them)."""
+        if self.sources is None:
+            raise DataError(f"the dataset {self.name!r} was built without its split sources; load it with "
+                            "lqsearch.data.load_dataset or from_arrays.")
+        return self.sources[split]
+
+    def _seed(self, seed):
+        """`seed` checked, or the data seed for None."""
+        return self._source(SPLITS[0]).opts.seed if seed is None else check_int("seed", seed, minimum=0,
+                                                                                   error=DataError)
 
     def num_examples(self, split):
         """Return the number of examples of `split` (one of `SPLITS`)."""
@@ -64,23 +116,37 @@ class Dataset:
         return math.ceil(self.num_examples(split) / size)
 
     def batched(self, split, batch_size):
-        """The pipeline of `split` in batches of `batch_size` (the pipeline itself when it already is).
+        """The pipeline of `split` (pass 0 under the data seed) in batches of `batch_size`, of known length.
 
         Training presets carry their own batch size (e.g. 512 for Phan et al.'s schedule);
-        the pipelines are built with `batch_size` / `eval_batch_size`. The rebatched
-        pipeline keeps a known length, so an epoch is one pass.
+        the pipelines are built with `batch_size` / `eval_batch_size`.
         """
         size = self.batch_size if split in ("train", "search_train") else self.eval_batch_size
         batch_size = check_int("batch_size", batch_size, minimum=1, error=DataError)
-        if batch_size == size:
-            return self.pipeline(split)
-        length = math.ceil(self.num_examples(split) / batch_size)
-        rebatched = self.pipeline(split).unbatch().batch(batch_size)
-        return rebatched.apply(tf.data.experimental.assert_cardinality(length)).prefetch(tf.data.AUTOTUNE)
+        return self.pipeline(split) if batch_size == size else self.pipeline(split, seed=None, batch_size=batch_size)
 
     def take_batches(self, split, count):
         """Return the first `count` batches of `split` as numpy (images, labels) pairs."""
         return [(x.numpy(), y.numpy()) for x, y in self.pipeline(split).take(count)]
+
+
+@dataclasses.dataclass(frozen=True)
+class SeededSplit:
+    """One split under one training seed: pass e is a function of (seed, split, e) (`lqsearch.training.EpochData`)."""
+
+    source: object = dataclasses.field(repr=False)
+    seed: int
+    batch_size: int
+
+    @property
+    def num_batches(self):
+        """Batches in one pass."""
+        return self.source.num_batches(self.batch_size)
+
+    def passes(self, first_epoch, epochs, steps=None):
+        """The passes `first_epoch` .. `first_epoch + epochs - 1` (each cut to `steps` batches), in one pipeline."""
+        return self.source.passes(self.seed, batch_size=self.batch_size, first_epoch=first_epoch, epochs=epochs,
+                                  steps=steps)
 
 
 def _check_split(split):

@@ -48,8 +48,11 @@ def load_imagenet(name, opts, *, data_dir, manual_dir, subset_dir=None):
         num_train = min(num_train, opts.train_limit)
         train = ordered
     else:
+        # Files in one seeded order for every pass (not reshuffled per iteration: a pass must not depend on
+        # how often the stream was read before); each pass's buffer shuffle is keyed by (seed, epoch).
         train = tfds_source.tfds_stream(builder, "train", shuffle_files=True, decoders=_ENCODED,
-                                        read_config=tfds.ReadConfig(shuffle_seed=opts.seed))
+                                        read_config=tfds.ReadConfig(shuffle_seed=opts.seed,
+                                                                    shuffle_reshuffle_each_iteration=False))
     folder = subsets.subset_folder(builder, subset_dir=subset_dir, val_per_class=per_class,
                                    train_per_class=train_per_class, train_limit=opts.train_limit)
     stored = subsets.select_subsets(builder, ordered, folder, val_per_class=per_class,
@@ -70,16 +73,17 @@ def load_imagenet(name, opts, *, data_dir, manual_dir, subset_dir=None):
     counts = {"train": num_train, "search_train": num_search_train, "search_val": num_val,
               "test": tfds_source.split_size(builder, test, "validation")}
     size = opts.image_size or (IMAGENET_CROP, IMAGENET_CROP)
-    pipelines = {
+    sources = {
         split: build_pipeline(stream.map(lambda image, label: (image, tf.cast(label, tf.int32))),
                               split=split, family="imagenet", size=size, opts=opts,
                               native_size=None, num_examples=counts[split], encoded=True)
         for split, stream in streams.items()}
+    pipelines = {split: source.passes(opts.seed) for split, source in sources.items()}
     return Dataset(name=name, family="imagenet", input_shape=(*size, 3),
                    num_classes=num_classes, num_train=num_train,
                    num_search_train=num_search_train, num_search_val=num_val,
                    num_test=counts["test"], batch_size=opts.batch_size,
-                   eval_batch_size=opts.eval_batch_size, **pipelines)
+                   eval_batch_size=opts.eval_batch_size, sources=sources, **pipelines)
 
 
 def _too_small(name, num_train, per_class, num_classes):

@@ -118,15 +118,16 @@ def _dataset_from_checked(name, arrays, family, opts):
     family = opts.family or family or _infer_family(x_train.shape[1:])
     size = opts.image_size or (
         (IMAGENET_CROP, IMAGENET_CROP) if family == "imagenet" else x_train.shape[1:3])
-    pipelines = {}
+    sources = {}
     for split, (images, labels) in raw.items():
         stream = tf.data.Dataset.from_tensor_slices((images, labels))
-        pipelines[split] = build_pipeline(
+        sources[split] = build_pipeline(
             stream, split=split, family=family, size=size, opts=opts,
             native_size=images.shape[1:3], num_examples=len(labels))
+    pipelines = {split: source.passes(opts.seed) for split, source in sources.items()}
     return Dataset(
         name=name, family=family, input_shape=(*size, x_train.shape[-1]),
         num_classes=arrays["num_classes"], num_train=len(y_train),
         num_search_train=len(search_train), num_search_val=len(search_val),
         num_test=len(y_test), batch_size=opts.batch_size,
-        eval_batch_size=opts.eval_batch_size, arrays=raw, **pipelines)
+        eval_batch_size=opts.eval_batch_size, arrays=raw, sources=sources, **pipelines)

@@ -1,10 +1,18 @@
-"""Batched `tf.data` pipelines: shuffling, per-family augmentation, resizing, scaling to [0, 1].
+"""Batched `tf.data` pipelines: seeded passes (shuffling, per-family augmentation), resizing, scaling to [0, 1].
 
-Training pipelines (`train`, `search_train`) are shuffled with the seed and
-augmented per family: "cifar" pads by 4 and random-crops, then flips;
-"imagenet" random-resized-crops to the crop size and flips, while the
-evaluation pipelines resize the shorter side to 256/224 of it and centre-crop;
-"mnist" gets no augmentation.
+Training pipelines (`train`, `search_train`) are shuffled and augmented per family:
+"cifar" pads by 4 and random-crops, then flips; "imagenet" random-resized-crops to the
+crop size and flips, while the evaluation pipelines resize the shorter side to 256/224
+of it and centre-crop; "mnist" gets no augmentation.
+
+**Seeds.** A training split is a `SplitPipeline`: its pass number `epoch` under `seed` is a
+function of (seed, split, epoch) only, never of how often a pipeline was iterated before
+(no `reshuffle_each_iteration`, no `rerandomize_each_iteration`). The shuffle buffer is
+seeded from the pass's key, and each element's augmentation seed is the key folded with
+the element's position in the pass (stateless random ops). `passes(seed, first_epoch=k,
+epochs=n)` chains the passes k..k+n-1 in one pipeline of known length (one `flat_map`
+over the epoch numbers), which is what `lqsearch.training.fit` trains on: a run resumed
+at epoch k sees the batches an uninterrupted one saw there.
 
 ImageNet streams hold encoded JPEG bytes: the shuffle buffer holds bytes, training
 crops decode only their box (`tf.image.decode_and_crop_jpeg`, the box drawn by
@@ -14,16 +22,22 @@ each batch is cast to float32 in [0, 1] as its last step (the search spaces' mod
 take float images in [0, 1]; casting inside the models would change every saved and
 deployed model). Every pipeline states its length.
 """
+import math
+
 import tensorflow as tf
 
-__all__ = ["build_pipeline", "FAMILIES", "IMAGENET_CROP"]
+__all__ = ["build_pipeline", "SplitPipeline", "FAMILIES", "IMAGENET_CROP"]
 
 FAMILIES = ("cifar", "imagenet", "mnist")
 IMAGENET_CROP = 224
 IMAGENET_RESIZE_RATIO = 256 / 224
 CIFAR_PAD = 4
 STREAM_SHUFFLE_BUFFER = 10_000
+TRAINING_SPLITS = ("train", "search_train")
 _SALT = {"train": 1, "search_train": 2, "augment": 3}
+#: The graph-level seed of every pass's shuffle op (set inside the traced pass only), so that its
+#: order depends on the pass's key and not on the global seed in force when the pipeline was built.
+_PASS_GRAPH_SEED = 1_000_003
 
 
 def _split_seed(seed, salt):
@@ -32,14 +46,14 @@ def _split_seed(seed, salt):
 
 
 def build_pipeline(stream, *, split, family, size, opts, native_size, num_examples, encoded=False):
-    """Turn an unbatched (uint8 image, integer label) stream into a batched pipeline.
+    """Turn an unbatched (uint8 image, integer label) stream into a `SplitPipeline`.
 
     Arguments:
         stream: unbatched `tf.data.Dataset` of (uint8 HxWxC image, label).
         split: one of `SPLITS`; "train" and "search_train" are training splits.
         family: "cifar", "imagenet" or "mnist".
         size: (H, W) of the output images.
-        opts: the `_Options`.
+        opts: the `Options`.
         native_size: (H, W) of the in-memory stream's images, or None for a
             stream read from disk (images of varying size, bounded shuffle).
         encoded: the stream holds encoded JPEG bytes instead of images (ImageNet):
@@ -48,36 +62,97 @@ def build_pipeline(stream, *, split, family, size, opts, native_size, num_exampl
             (`cardinality()`), and iterating a stream of another size raises.
 
     Returns:
-        A batched, prefetched `tf.data.Dataset` of (float32 images in [0, 1],
-        int32 labels), of known cardinality.
+        A `SplitPipeline`, whose `passes` are batched, prefetched `tf.data.Dataset`s of
+        (float32 images in [0, 1], int32 labels), of known cardinality.
     """
-    training = split in ("train", "search_train")
     size = tuple(int(s) for s in size)
     # Every pipeline states its length (a filtered stream does not know it), so an epoch is one pass
     # whatever the batch size; a stream that turns out shorter or longer fails at that point.
-    stream = stream.apply(tf.data.experimental.assert_cardinality(num_examples))
-    stream = stream.map(lambda image, label: (image, tf.cast(label, tf.int32)))
+    # (Labels are cast to int32 per batch: per-element maps inside a pass are not rewritten by tf.data's
+    # static optimizations, and a sequential one cost ~20 us an element.)
+    if int(stream.cardinality()) != num_examples:
+        stream = stream.apply(tf.data.experimental.assert_cardinality(num_examples))
     in_memory = native_size is not None
     if family != "imagenet" and in_memory and tuple(native_size) != size:
         stream = stream.map(lambda image, label: (_resize_uint8(image, size), label),
                             num_parallel_calls=tf.data.AUTOTUNE).cache()
-    if training:
-        buffer = num_examples if in_memory else min(num_examples, STREAM_SHUFFLE_BUFFER)
-        stream = stream.shuffle(max(buffer, 1), seed=_split_seed(opts.seed, _SALT[split]),
-                                reshuffle_each_iteration=True)
-    if training and opts.augment and family != "mnist":
-        augment = _decode_random_crop_flip if encoded else (
-            _pad_crop_flip if family == "cifar" else _random_resized_crop_flip)
-        stream = _augment(stream, augment, size=size, seed=_split_seed(opts.seed, _SALT["augment"] + _SALT[split]))
-    elif family == "imagenet":
-        centre_crop = _decode_centre_crop if encoded else _resize_centre_crop
-        stream = stream.map(lambda image, label: (centre_crop(image, size), label),
-                            num_parallel_calls=tf.data.AUTOTUNE)
-    # Images stay uint8 up to here; the batch is cast to float32 in [0, 1] in one step.
-    batch_size = opts.batch_size if training else opts.eval_batch_size
-    batched = stream.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).map(
-        lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))
-    return batched.prefetch(tf.data.AUTOTUNE).with_options(_options(opts, deterministic=not encoded))
+    return SplitPipeline(stream, split=split, family=family, size=size, opts=opts, num_examples=num_examples,
+                         buffer=num_examples if in_memory else min(num_examples, STREAM_SHUFFLE_BUFFER),
+                         encoded=encoded)
+
+
+class SplitPipeline:
+    """The batched passes of one split; for a training split each pass is shuffled and augmented from its key.
+
+    Arguments:
+        stream: the unbatched (uint8 image or JPEG bytes, int32 label) stream, of known length.
+        split, family, size, opts, num_examples, encoded: as for `build_pipeline`.
+        buffer: the shuffle buffer (the whole split in memory, bounded for streams).
+    """
+
+    def __init__(self, stream, *, split, family, size, opts, num_examples, buffer, encoded):
+        self.stream, self.split, self.family, self.size = stream, split, family, size
+        self.num_examples, self.buffer, self.encoded, self.opts = num_examples, max(buffer, 1), encoded, opts
+        self.training = split in TRAINING_SPLITS
+        self.batch_size = opts.batch_size if self.training else opts.eval_batch_size
+        self.augment = None
+        if self.training and opts.augment and family != "mnist":
+            self.augment = _decode_random_crop_flip if encoded else (
+                _pad_crop_flip if family == "cifar" else _random_resized_crop_flip)
+
+    def num_batches(self, batch_size=None):
+        """Batches in one pass of `batch_size` (default: the split's batch size)."""
+        return math.ceil(self.num_examples / (batch_size or self.batch_size))
+
+    def passes(self, seed, *, batch_size=None, first_epoch=0, epochs=1, steps=None):
+        """The passes `first_epoch` .. `first_epoch + epochs - 1` under `seed`, one after the other.
+
+        Arguments:
+            seed: an integer >= 0; with the split and the epoch number it fixes each pass's order and
+                augmentation (evaluation splits are neither shuffled nor augmented: every pass is the same).
+            batch_size: examples per batch (default: the split's batch size).
+            first_epoch, epochs: which passes.
+            steps: keep the first `steps` batches of each pass (default: all).
+
+        Returns:
+            A batched, prefetched `tf.data.Dataset` of known cardinality (`epochs` x batches per pass).
+        """
+        batch_size = batch_size or self.batch_size
+        per_pass = min(self.num_batches(batch_size), steps or self.num_batches(batch_size))
+        split_seed = tf.constant(_split_seed(seed, _SALT.get(self.split, 0)), tf.int64)
+        epochs_range = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
+        chained = epochs_range.flat_map(
+            lambda epoch: self._one_pass(tf.stack([split_seed, epoch]), batch_size).take(per_pass))
+        chained = chained.apply(tf.data.experimental.assert_cardinality(epochs * per_pass))
+        return chained.prefetch(tf.data.AUTOTUNE).with_options(_options(self.opts, deterministic=not self.encoded))
+
+    def _one_pass(self, key, batch_size):
+        """One batched pass; `key` (int64 [2]: split seed, epoch) fixes its order and augmentation."""
+        stream = self.stream
+        if self.training:
+            tf.random.set_seed(_PASS_GRAPH_SEED)  # traced inside `flat_map`: the pass's graph only
+            shuffle_seed = tf.random.stateless_uniform([], seed=key, minval=None, maxval=None, dtype=tf.int64)
+            stream = stream.shuffle(self.buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+        if self.augment is not None:
+            augment, size = self.augment, self.size
+            # One seed pair per position in the pass, split from the pass's key in one op.
+            augment_key = tf.random.experimental.stateless_fold_in(key, _SALT["augment"])
+            seeds = tf.data.Dataset.from_tensor_slices(
+                tf.random.experimental.stateless_split(augment_key, self.num_examples))
+            stream = tf.data.Dataset.zip((stream, seeds)).map(
+                lambda example, seed: (augment(example[0], seed, size), example[1]),
+                num_parallel_calls=tf.data.AUTOTUNE)
+        elif self.family == "imagenet":
+            centre_crop, size = (_decode_centre_crop if self.encoded else _resize_centre_crop), self.size
+            stream = stream.map(lambda image, label: (centre_crop(image, size), label),
+                                num_parallel_calls=tf.data.AUTOTUNE)
+        # Images stay uint8 up to here; the batch is cast to float32 in [0, 1] in one step.
+        return stream.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).map(_to_float)
+
+
+def _to_float(images, labels):
+    """A batch as the models take it: float32 images in [0, 1], int32 labels."""
+    return tf.cast(images, tf.float32) / 255.0, tf.cast(labels, tf.int32)
 
 
 def _options(opts, *, deterministic):
@@ -91,14 +166,6 @@ def _options(opts, *, deterministic):
     options.experimental_optimization.map_parallelization = True
     options.experimental_optimization.parallel_batch = True
     return options
-
-
-def _augment(stream, augment, *, size, seed):
-    """Apply the random `augment(image, seed pair, size)`, seeded per element and per epoch."""
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip((stream, seeds)).map(
-        lambda example, pair: (augment(example[0], pair, size), example[1]),
-        num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _resize_uint8(image, size):

@@ -1,7 +1,10 @@
 """Final retraining: the best genome(s), from scratch, on the full train set, scored on test.
 
 Training checkpoints every epoch (Keras `BackupAndRestore`), so a killed run
-resumes at the last finished epoch. The result is an `lqsearch.artifact`
+resumes at the last finished epoch, with the batches the uninterrupted run had there.
+The seed s fixes the initialisation (`set_random_seed(s)`) and the order and augmentation
+of every epoch (`dataset.seeded("train", s)`), the same for every genome: the study's
+rows are paired, row A and row B see the same batches under the same seed. The result is an `lqsearch.artifact`
 directory: `weights.h5` + `model.json` (space, genome, quantizer, shapes,
 test top-1 / top-5, cost), enough to rebuild the model.
 """
@@ -15,7 +18,6 @@ import tensorflow as tf
 
 from lqsearch import cost, training
 from lqsearch.deploy import artifact
-from lqsearch.search.evaluation import candidate_seed
 
 __all__ = ["retrain"]
 
@@ -47,8 +49,9 @@ def retrain(
         verbose: Keras progress output.
         strategy: a `tf.distribute.Strategy` (default: the current one).
         extra: more entries for the card's `extra` field.
-        seed: the training seed; the model is initialized and trained under
-            `candidate_seed(seed, genome)`, so the result does not depend on what ran before.
+        seed: the training seed: the initialisation and each epoch's batches come from it
+            (whatever the genome: seeds are paired across genomes), so the result does not
+            depend on what ran before, and a resumed training equals an uninterrupted one.
         callbacks: more Keras callbacks (e.g. progress lines).
 
     Returns:
@@ -61,19 +64,20 @@ def retrain(
         if card.genome == genome and "test_accuracy" in card.metrics:
             return card
     strategy = strategy or tf.distribute.get_strategy()
-    tf.keras.utils.set_random_seed(candidate_seed(seed, genome))
+    tf.keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = training.build_model(config, lambda: space.build(
             genome, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=quantizer))
     backup_dir = out_dir.parent / f".{out_dir.name}.backup"
     training.fit(
         model,
-        dataset.batched("train", config.batch_size),
+        dataset.seeded("train", seed, config.batch_size),
         config,
         num_classes=dataset.num_classes,
         log_dir=out_dir.parent / "logs" / out_dir.name,
         verbose=verbose,
-        callbacks=[tf.keras.callbacks.BackupAndRestore(str(backup_dir)), *callbacks],
+        callbacks=callbacks,
+        backup_dir=backup_dir,
     )
     scores = training.evaluate(model, dataset.test, num_classes=dataset.num_classes)
     model_cost = cost.profile(model)

@@ -10,15 +10,18 @@ Three modes (`EvaluationConfig.mode`):
   diagonal for group genes, as the supernet does), then train `epochs` epochs.
 - `oneshot` (Phan et al., generalized): train one weight-sharing supernet once
   (checkpointed in the run directory), then evaluate each candidate inside it:
-  BatchNorm recalibrated on K training batches drawn ONCE per run, then
-  search-val accuracy, with no training.
+  BatchNorm recalibrated on K training batches drawn ONCE per run directory and
+  saved there (`recalibration.npz`; the random search, which shares the
+  directory, and a resumed run read them), then search-val accuracy, with no training.
 
 `prepare()` does the one-off work before the first trial, under a file lock in
 the run directory: in Keras Tuner's distributed mode the first process to take
 the lock trains, the others wait (bounded by `prepare_timeout`) and then load
 what it saved. Every candidate is built and trained under a seed derived from
-the run's seed and its genome, so a candidate's result does not depend on the
-trials before it.
+the run's seed and its genome (`candidate_seed`): its initialisation, and the order
+and augmentation of each of its epochs (`Dataset.seeded`), so a candidate's result
+does not depend on the trials before it. The widest network trains under the seed
+of its genome, the supernet under the run's seed.
 
 References:
     - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
@@ -29,11 +32,13 @@ References:
 from __future__ import annotations
 
 import hashlib
+import io as _bytes_io
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Literal, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 from pydantic import Field, model_validator
 
@@ -47,11 +52,13 @@ from lqsearch.supernet.recalibration import recalibrate_batchnorm
 from lqsearch.supernet.supernet import Supernet
 from lqsearch.training import PRESETS, TrainingConfig
 
-__all__ = ["EvaluationConfig", "make_evaluator", "candidate_seed", "MODES"]
+__all__ = ["EvaluationConfig", "make_evaluator", "candidate_seed", "MODES", "RECALIBRATION_FILE"]
 
 MODES = ("scratch", "inherit", "oneshot")  # EvaluationConfig.mode's values
 PREPARE_LOCK = ".prepare.lock"
 PREPARE_RECORD = "preparation.json"
+#: The one-shot evaluators' BatchNorm recalibration batches, drawn once per run directory.
+RECALIBRATION_FILE = "recalibration.npz"
 
 
 class EvaluationConfig(Config):
@@ -178,24 +185,27 @@ class _Evaluator:
         """The model `evaluate` scored, rebuilt without training when possible (one-shot); None otherwise."""
         return None
 
-    def _train_and_score(self, model, config: TrainingConfig, log_dir=None) -> float:
+    def _train_and_score(self, model, config: TrainingConfig, seed: int, log_dir=None) -> float:
         training.fit(
-            model, self.dataset.batched("search_train", config.batch_size), config,
+            model, self.dataset.seeded("search_train", seed, config.batch_size), config,
             num_classes=self.dataset.num_classes, log_dir=log_dir, verbose=self.verbose,
         )
         return training.evaluate(model, self.dataset.search_val, num_classes=self.dataset.num_classes)["accuracy"]
 
-    def _seeded(self, genome) -> None:
-        tf.keras.utils.set_random_seed(candidate_seed(self.seed, self.space.genome(genome)))
+    def _seeded(self, genome) -> int:
+        """Seeds TensorFlow with the candidate seed of `genome` (its initialisation) and returns it (its data)."""
+        seed = candidate_seed(self.seed, self.space.genome(genome))
+        tf.keras.utils.set_random_seed(seed)
+        return seed
 
 
 class ScratchEvaluator(_Evaluator):
     """Trains every candidate from fresh weights."""
 
     def evaluate(self, genome, *, log_dir=None):
-        self._seeded(genome)
+        seed = self._seeded(genome)
         model = self.build(genome)
-        return self._train_and_score(model, self.config.config(), log_dir), model
+        return self._train_and_score(model, self.config.config(), seed, log_dir), model
 
 
 class InheritEvaluator(_Evaluator):
@@ -210,9 +220,9 @@ class InheritEvaluator(_Evaluator):
                 self.widest, _ = artifact.load(directory)
             return False
         genome = self.space.costliest()
-        self._seeded(genome)
+        seed = self._seeded(genome)
         self.widest = self.build(genome)
-        accuracy = self._train_and_score(self.widest, self.config.widest())
+        accuracy = self._train_and_score(self.widest, self.config.widest(), seed)
         card = artifact.ModelCard(
             space=self.space.get_config(), genome=genome, quantizer=self.quantizer,
             input_shape=tuple(self.dataset.input_shape), num_classes=self.dataset.num_classes,
@@ -222,10 +232,10 @@ class InheritEvaluator(_Evaluator):
         return True
 
     def evaluate(self, genome, *, log_dir=None):
-        self._seeded(genome)
+        seed = self._seeded(genome)
         model = self.build(genome)
         inherit_first_channels(model, self.widest)
-        return self._train_and_score(model, self.config.config(), log_dir), model
+        return self._train_and_score(model, self.config.config(), seed, log_dir), model
 
 
 class OneshotEvaluator(_Evaluator):
@@ -234,15 +244,13 @@ class OneshotEvaluator(_Evaluator):
     preparation = "trains the supernet"
 
     def _prepare(self) -> bool:
-        # Drawn first, before anything iterates the pipeline, so a resumed run draws the same batches.
-        count = self.config.recalibration_batches
-        self.recalibration = self.dataset.take_batches("search_train", count) if count else []
+        self.recalibration = self._recalibration_batches()
         tf.keras.utils.set_random_seed(self.seed)
         self.supernet = Supernet(
             self.space, input_shape=self.dataset.input_shape, num_classes=self.dataset.num_classes, quantizer=self.quantizer
         )
         stats = self.supernet.train(
-            self.dataset.search_train,
+            self.dataset.seeded("search_train", self.seed),
             steps=self.config.supernet_steps,
             checkpoint_dir=self.run_dir / "supernet",
             sandwich=self.config.sandwich,
@@ -252,6 +260,32 @@ class OneshotEvaluator(_Evaluator):
             log=self.log,
         )
         return stats["trained_steps"] > 0
+
+    def _recalibration_batches(self) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """The run directory's recalibration batches: read from `recalibration.npz`, or drawn once and saved.
+
+        They are drawn from a pass of search_train keyed by the run's seed, and saved (atomically, mode
+        0644) before any candidate uses them: the search's evaluator, the random search's (same
+        directory) and a resumed run's recalibrate on the same bytes.
+        """
+        count = self.config.recalibration_batches
+        path = self.run_dir / RECALIBRATION_FILE
+        if not count:
+            return []
+        if path.exists():
+            with np.load(path) as saved:
+                batches = [(saved[f"x{i}"], saved[f"y{i}"]) for i in range(int(saved["count"]))]
+            if len(batches) == count:
+                return batches
+        seed = training.derive_seed(self.seed, "recalibration")
+        batches = [(x.numpy(), y.numpy()) for x, y in self.dataset.pipeline("search_train", seed=seed).take(count)]
+        arrays = {"count": np.array(len(batches))}
+        for index, (x, y) in enumerate(batches):
+            arrays[f"x{index}"], arrays[f"y{index}"] = x, y
+        buffer = _bytes_io.BytesIO()
+        np.savez(buffer, **arrays)
+        io.atomic_write_bytes(path, buffer.getvalue())
+        return batches
 
     def evaluate(self, genome, *, log_dir=None):
         accuracy = self.supernet.evaluate(

@@ -2,7 +2,7 @@
 
     from lqsearch.supernet import Supernet
     supernet = Supernet(space, input_shape=(28, 28, 1), num_classes=10)
-    supernet.train(dataset.search_train, steps=2000, checkpoint_dir="runs/mine/supernet")
+    supernet.train(dataset.seeded("search_train", 0), steps=2000, checkpoint_dir="runs/mine/supernet")
     supernet.evaluate(genome, dataset.search_val, recalibration_data=dataset.take_batches("search_train", 20))
 
 Modules: `elastic` (layers whose widths and groups are set at run time),

@@ -104,30 +104,32 @@ def spread_genomes(space, n: int, *, seed: int = 0, cost: Optional[Callable[[dic
 
 
 def scratch_accuracy(space, genome: Mapping[str, Any], dataset, *, epochs: int, quantizer: Optional[str] = None,
-                     learning_rate: float = 1e-3, max_val_batches: Optional[int] = None) -> float:
+                     learning_rate: float = 1e-3, max_val_batches: Optional[int] = None, seed: int = 0) -> float:
     """Accuracy on `dataset.search_val` after training `genome` from scratch for `epochs` on `search_train`.
 
-    Adam from `learning_rate` decayed linearly to 0 over the epochs, sparse cross-entropy on logits.
+    Adam from `learning_rate` decayed linearly to 0 over the epochs, sparse cross-entropy on logits;
+    epoch e's batches are pass e of `dataset.seeded("search_train", seed)`.
 
     Returns:
         Top-1 accuracy in percent.
     """
     model = space.build(genome, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=quantizer)
-    steps = epochs * int(dataset.search_train.cardinality())
+    seeded = dataset.seeded("search_train", seed)
     model.compile(
-        optimizer=standalone_optimizer(learning_rate, steps),
+        optimizer=standalone_optimizer(learning_rate, epochs * seeded.num_batches),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    model.fit(dataset.search_train, epochs=epochs, verbose=0)
+    model.fit(seeded.passes(0, epochs), epochs=epochs, steps_per_epoch=seeded.num_batches, verbose=0)
     return accuracy(model, dataset.search_val, max_batches=max_val_batches)
 
 
-def _standalone(trainer, space, genome, dataset, *, epochs, quantizer, learning_rate, max_val_batches) -> float:
+def _standalone(trainer, space, genome, dataset, *, epochs, quantizer, learning_rate, max_val_batches, seed) -> float:
     """Stand-alone accuracy through `trainer` (a Supernet) or, when it is None, Keras training of the static model."""
     if trainer is None:
         return scratch_accuracy(space, genome, dataset, epochs=epochs, quantizer=quantizer,
-                                learning_rate=learning_rate, max_val_batches=max_val_batches)
-    model = trainer.train_standalone(genome, dataset.search_train, epochs=epochs, learning_rate=learning_rate)
+                                learning_rate=learning_rate, max_val_batches=max_val_batches, seed=seed)
+    model = trainer.train_standalone(genome, dataset.seeded("search_train", seed), epochs=epochs,
+                                     learning_rate=learning_rate)
     return accuracy(model, dataset.search_val, max_batches=max_val_batches)
 
 
@@ -260,7 +262,7 @@ def measure_rank_correlation(
         scratch_trainer = "elastic" if any(g.kind == "groups" for g in space.genes) else "static"
     supernet = supernet or Supernet(space, quantizer=quantizer, **shape)
     trainer = Supernet(space, quantizer=quantizer, **shape) if scratch_trainer == "elastic" else None
-    training = supernet.train(dataset.search_train, steps=supernet_steps, checkpoint_dir=out_dir / "supernet",
+    training = supernet.train(dataset.seeded("search_train", seed), steps=supernet_steps, checkpoint_dir=out_dir / "supernet",
                               optimizer=standalone_optimizer(learning_rate, supernet_steps),
                               sandwich=sandwich, distill=distill, seed=seed,
                               log=functools.partial(print, flush=True) if verbose else None)
@@ -286,7 +288,7 @@ def measure_rank_correlation(
         else:
             accuracy_value, seconds = _timed(
                 _standalone, trainer, space, genome, dataset, epochs=epochs_scratch, quantizer=supernet.quantizer,
-                learning_rate=learning_rate, max_val_batches=max_val_batches,
+                learning_rate=learning_rate, max_val_batches=max_val_batches, seed=seed,
             )
             pair.update(scratch_accuracy=accuracy_value, scratch_seconds=seconds)
         result["pairs"].append(pair)

@@ -85,7 +85,7 @@ class Supernet:
 
     Example:
         >>> supernet = Supernet(space, input_shape=(28, 28, 1), num_classes=10)
-        >>> supernet.train(data.search_train, steps=2000, checkpoint_dir=run_dir / "supernet")
+        >>> supernet.train(data.seeded("search_train", 0), steps=2000, checkpoint_dir=run_dir / "supernet")
         >>> batches = data.take_batches("search_train", 20)
         >>> supernet.evaluate(genome, data.search_val, recalibration_data=batches)
     """
@@ -247,7 +247,7 @@ class Supernet:
             yield layer, counterpart
 
     def train_standalone(
-        self, genome: Union[Sequence, Mapping[str, Any]], pipeline: tf.data.Dataset, *, epochs: int,
+        self, genome: Union[Sequence, Mapping[str, Any]], pipeline, *, epochs: int,
         learning_rate: float = DEFAULT_LEARNING_RATE, initial_model: Optional[tf.keras.Model] = None,
     ) -> tf.keras.Model:
         """Trains `genome` from scratch through the supernet pinned to it, and returns the static model.
@@ -260,7 +260,8 @@ class Supernet:
 
         Arguments:
             genome: the candidate.
-            pipeline: batched (images, labels) of known length; one pass per epoch.
+            pipeline: seeded data (`dataset.seeded("search_train", seed)`: epoch e is its pass e), or a
+                batched (images, labels) `tf.data` pipeline of known length, one pass per epoch.
             epochs: E.
             learning_rate: Adam's initial learning rate.
             initial_model: the static model of `genome` to start from (its weights are
@@ -275,9 +276,11 @@ class Supernet:
         self._check_matches(initial_model, genome)
         self.inject(initial_model)
         self.set_genome(genome)
-        apply = self._standalone_apply(standalone_optimizer(learning_rate, epochs * _length(pipeline)))
-        for _ in range(epochs):
-            for images, labels in pipeline:
+        seeded = not isinstance(pipeline, tf.data.Dataset)
+        per_epoch = pipeline.num_batches if seeded else _length(pipeline)
+        apply = self._standalone_apply(standalone_optimizer(learning_rate, epochs * per_epoch))
+        for epoch in range(epochs):
+            for images, labels in (pipeline.passes(epoch, 1) if seeded else pipeline):
                 images, labels = tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
                 targets = tf.zeros([tf.shape(images)[0], self.num_classes])
                 apply(self.gradients(images, labels, targets, tf.constant(0.0))[2])
@@ -393,7 +396,7 @@ class Supernet:
 
     def train(
         self,
-        dataset_pipeline: tf.data.Dataset,
+        dataset_pipeline,
         *,
         steps: int,
         checkpoint_dir: Union[str, os.PathLike],
@@ -409,12 +412,14 @@ class Supernet:
 
         Resumable: when `checkpoint_dir` holds a checkpoint, it is restored and training
         continues from its step count (a finished run restores the weights and returns at
-        once). The sub-genomes of step `s` depend only on (`seed`, `s`), and a resumed run
-        skips the batches of the current epoch already seen, so with a pipeline whose order
-        is the same in every run, a resumed run repeats the uninterrupted one exactly.
+        once). The sub-genomes of step `s` depend only on (`seed`, `s`), and with seeded data
+        so does its batch (pass s // B, batch s mod B), so a resumed run repeats the
+        uninterrupted one exactly.
 
         Arguments:
-            dataset_pipeline: batched (images, labels), e.g. `dataset.search_train`; repeated.
+            dataset_pipeline: seeded data, `dataset.seeded("search_train", seed)` (pass e's batches
+                from the seed and e), or a batched (images, labels) `tf.data` pipeline, repeated (its
+                own order: a pipeline reshuffled per iteration makes a resume differ).
             steps: total optimizer steps.
             checkpoint_dir: where checkpoints and `supernet.json` live.
             optimizer: default Adam(1e-3) with linear decay to 0 over `steps` (Phan et al.).

@@ -80,10 +80,19 @@ def _check_train_args(steps, log_every, checkpoint_every, sandwich, distill) -> 
         raise ValueError("distill=True distills from the largest sub-network of the sandwich; set sandwich=True.")
 
 
-def _resume_iterator(pipeline: tf.data.Dataset, start_step: int):
-    """Iterator over `pipeline` repeated, skipping the batches of the current epoch already seen."""
-    cardinality = int(pipeline.cardinality())
-    stream = pipeline.repeat()
+def _resume_iterator(data, start_step: int, steps: int):
+    """Iterator over the batches of steps `start_step` .. `steps - 1`.
+
+    `data` is an `lqsearch.training.EpochData` (`dataset.seeded(split, seed)`): step s draws batch
+    s mod B of pass s // B (B batches a pass), so a resumed run gets the batches an uninterrupted
+    one got. A plain `tf.data` pipeline is repeated, skipping the batches of the current epoch
+    already seen.
+    """
+    if not isinstance(data, tf.data.Dataset):
+        first, skip = divmod(start_step, data.num_batches)
+        return iter(data.passes(first, -(-steps // data.num_batches) - first).skip(skip))
+    cardinality = int(data.cardinality())
+    stream = data.repeat()
     if cardinality > 0 and start_step % cardinality:
         stream = stream.skip(start_step % cardinality)
     return iter(stream)
@@ -133,7 +142,7 @@ def _restore(supernet, path: Optional[str], step: tf.Variable, optimizer) -> Non
     tf.train.Checkpoint(optimizer=optimizer).restore(path).expect_partial()
 
 
-def train(supernet, pipeline: tf.data.Dataset, *, steps: int, checkpoint_dir: Path, optimizer=None,
+def train(supernet, pipeline, *, steps: int, checkpoint_dir: Path, optimizer=None,
           sandwich: bool = False, distill: bool = False, seed: int = 0, log_every: int = 100,
           checkpoint_every: int = 200, log: Optional[Callable[[str], None]] = None) -> dict:
     """Trains `supernet`; see `Supernet.train` for the arguments and the returned stats."""
@@ -153,7 +162,7 @@ def train(supernet, pipeline: tf.data.Dataset, *, steps: int, checkpoint_dir: Pa
         return {**stats, "seconds": 0.0, "seconds_per_step": None, "loss_history": [], "final_loss": None}
     variables = supernet.model.trainable_variables
     apply = tf.function(lambda grads: optimizer.apply_gradients(zip(grads, variables)))
-    batches = _resume_iterator(pipeline, start)
+    batches = _resume_iterator(pipeline, start, steps)
     history, window, began = [], [], time.perf_counter()
     for current in range(start, steps):
         images, labels = next(batches)
