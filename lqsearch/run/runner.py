@@ -255,7 +255,7 @@ def run_recipe(recipe: recipes.Recipe, out_dir, *, verbose: int = 0, stream: Tex
     callback = _RunCallback(progress, lambda: write_results(out_dir, recipe, tuner, baselines))
     tuner = build_tuner(recipe, space, dataset, out_dir, (callback,), verbose)
     progress.resume_from(sum(1 for t in tuner.oracle.trials.values() if t.status == "COMPLETED"))
-    tuner.prepare()  # before the baselines and the first trial: its own progress lines and duration
+    tuner.prepare(verbose=0)  # before the baselines and the first trial; its progress lines reach `callback` only
     baselines.extend(baseline_rows(recipe, tuner, out_dir))
     tuner.search(verbose=0)
     if getattr(tuner.oracle, "stop_reason", None):

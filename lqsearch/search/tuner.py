@@ -237,17 +237,21 @@ class BinaryArchitectureSearch(kt.Tuner):
         for callback in self.search_callbacks:
             callback.on_prepare_log(line)
 
-    def prepare(self) -> Dict[str, Any]:
+    def prepare(self, verbose: Optional[int] = None) -> Dict[str, Any]:
         """Does the evaluator's one-off work (widest network, supernet) once, before the first trial.
 
         Keras Tuner's `search` calls it through `on_search_begin` in every process that runs
         trials; in distributed mode the first process trains under a lock in the run
         directory and the others load its result. Callbacks are told when it begins and ends.
+        `verbose` is `search(verbose=...)`'s, for a call before `search` (None: the last one's, else 1);
+        0 prints no progress lines (callbacks still get them).
 
         Returns:
             {"what": what was prepared or None, "seconds": this process's time, "trained": whether
             this process did the work}.
         """
+        if verbose is not None:
+            self._verbose = verbose
         evaluator = self.evaluator()
         if self._preparation is None:
             if evaluator.preparation is not None:
