@@ -61,10 +61,10 @@ def size_overrides(name, *, data_dir, manual_dir=None):
 
 
 def _flat(mapping, prefix=""):
-    """A nested mapping as {dotted key: value}."""
+    """A nested mapping as {dotted key: value} (an empty mapping has no keys)."""
     flat = {}
     for key, value in mapping.items():
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict):
             flat.update(_flat(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
