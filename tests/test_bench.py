@@ -24,6 +24,8 @@ SMOKE_RUNS = {
     "bench_training_overhead.py": (["--rounds", "1", "--steps", "2"], ["ratio lqsearch/hand-written"]),
     "bench_lce.py": (["--runs", "2"], ["float / binary:", "LatencyCache:"]),
     "paper_costs.py": ([], ["| table | model | FLOPs ours |", "five FP 1x1 (default)"]),
+    "bench_imagenet_path.py": (["--smoke"], ["== 1. reads per pass", "== 2. pipeline throughput", "== 3. memory",
+                                             "| decodes per candidate / images used", "| RSS after 4 / after 2"]),
 }
 
 

@@ -256,6 +256,10 @@ def test_supernet_progress_follows_the_search_verbosity(tmp_path, capsys):
     loud.prepare()  # verbose by default, as Keras Tuner's search
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("supernet step")]
     assert printed == loud_lines.lines and len(printed) == 4
+    told = _Lines()  # a run prepares before its quiet search (run.runner): prepare(verbose=0), lines told once
+    _tuner(TinyGroupedSpace(), small, tmp_path / "told", evaluation=evaluation, lam=None,
+           search_callbacks=[told]).prepare(verbose=0)
+    assert "supernet step" not in capsys.readouterr().out and len(told.lines) == 4
 
 
 @pytest.mark.slow

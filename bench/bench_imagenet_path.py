@@ -1,0 +1,295 @@
+"""Benchmark: the ImageNet path at scale (design.md §9), measured on real-format synthetic ImageNet in one run.
+
+Every figure is a ratio of two measurements taken in this run, on ILSVRC2012 tar files
+written by `lqsearch.testing.imagenet_files` and prepared by tfds' own `imagenet2012` builder.
+
+1. Reads per pass. The same search_val (1 image per class, 1,000 images) with 3 and then
+   30 train images per class (3,000 and 30,000 train images): the one-shot evaluator
+   (`lqsearch.search.evaluation`, as the tuner calls it; MobileNet M3 at width 1/16, 32x32,
+   bireal, batch 512, Phan et al.'s split: search_train is all the rest) scores the same
+   random candidates; its BatchNorm recalibration batches are drawn once per run (3 full
+   batches in both). Goals: seconds per candidate at 30/class / at 3/class <= 1.3 (a pass
+   reads only its own images, whatever the train set's size), and images decoded per
+   candidate / images it uses <= 1.1. Decodes are counted by wrapping the tf.image / tf.io
+   decode ops while the pipelines are built, each with a `tf.Variable` it increments
+   (the counted pipelines are separate from the timed ones).
+2. Pipeline throughput at 224 px. Tar files with JPEGs of 300-500 px a side (2 per class),
+   all 2,000 train images (`train_limit`; smoke: 64): images/s of the training
+   pipeline (shuffle of encoded bytes, fused decode-and-crop, resize, flip, batch 256,
+   uint8 to float) against images/s of decoding the same files whole (`tf.io.decode_jpeg`,
+   same parallelism, nothing else): after a warm-up pass of each, 5 rounds alternate one pass
+   of each (the machine's load changes from second to second); the median of the rounds'
+   ratios. Goal: >= 0.8.
+3. Memory. Tiny candidates through the evaluator (scratch: VGG-small width 1/16, 1 step of
+   training and the search_val pass; oneshot: MobileNet M3 width 1/16), as the tuner runs
+   them, on the synthetic ImageNet of part 1 (3/class): resident set size after 200
+   candidates / after 20. Goal: <= 1.1.
+
+Run (about 15-25 minutes on 2 busy CPU cores):
+
+    python bench/bench_imagenet_path.py [--only reads,throughput,rss] [--candidates 8] [--rss-candidates 200]
+
+`--smoke` runs every part in a few minutes with tiny counts, to check that the script still runs
+(tests/test_bench.py); its figures mean nothing.
+"""
+import argparse
+import contextlib
+import dataclasses
+import gc
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import psutil  # noqa: E402  (a dependency of tensorflow-datasets)
+import tensorflow as tf  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
+
+import lqsearch.spaces  # noqa: E402
+from lqsearch.data import load_dataset  # noqa: E402
+from lqsearch.search.evaluation import EvaluationConfig, make_evaluator  # noqa: E402
+from lqsearch.testing.imagenet_files import prepare_synthetic_imagenet  # noqa: E402
+from lqsearch.training import preset  # noqa: E402
+
+PARTS = ("reads", "throughput", "rss")
+PHAN_BATCH = 512  # phan_imagenet's batch
+SHEN_BATCH = 256  # shen_imagenet's batch
+RECALIBRATION_BATCHES = 3  # full batches of 512 in both train sizes of part 1
+DECODES = ("decode_jpeg", "decode_image", "decode_and_crop_jpeg")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How much each part measures: the real figures (`FULL`) or a check that the script runs (`SMOKE`)."""
+    per_class: tuple = (3, 30)  # part 1: train images per class, small then large
+    supernet_steps: int = 4  # part 1 and 3 (oneshot): the figures do not depend on training
+    throughput_per_class: int = 2  # part 2
+    throughput_images: int = 2000  # part 2: train_limit (all 2 x 1000 images)
+    throughput_rounds: int = 5  # part 2: alternated passes of each pipeline
+    throughput_sides: tuple = (300, 500)  # part 2: JPEG sides, pixels
+    rss_at: tuple = (20, 200)  # part 3: RSS after this many candidates, first and last
+    count: int | None = None  # candidates of part 1: None keeps the command line's
+
+
+FULL = Sizes()
+SMOKE = Sizes(per_class=(3, 4), supernet_steps=1, throughput_images=64, throughput_rounds=1, throughput_sides=(24, 48),
+              rss_at=(2, 4), count=2)
+
+
+class DecodeCount:
+    """Counts decoded images: the decode ops of tf.image and tf.io, wrapped while pipelines are built.
+
+    Each wrapped op increments a `tf.Variable` once per call (one call per image); pipelines
+    built outside `patched()` use the plain ops.
+    """
+
+    def __init__(self):
+        self.variable = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    @property
+    def count(self) -> int:
+        return int(self.variable.numpy())
+
+    def _wrap(self, decode):
+        def counted(*args, **kwargs):
+            image = decode(*args, **kwargs)
+            with tf.control_dependencies([self.variable.assign_add(1)]):
+                return tf.identity(image)
+        return counted
+
+    @contextlib.contextmanager
+    def patched(self):
+        saved = [(module, name, getattr(module, name)) for module in (tf.image, tf.io) for name in DECODES
+                 if hasattr(module, name)]
+        for module, name, op in saved:
+            setattr(module, name, self._wrap(op))
+        try:
+            yield self
+        finally:
+            for module, name, op in saved:
+                setattr(module, name, op)
+
+
+def synthetic_imagenet(root: Path, per_class: int, **sides):
+    """(data_dir, seconds): ILSVRC2012 tars with `per_class` JPEGs per synset, prepared by tfds' builder."""
+    tfds.disable_progress_bar()
+    began = time.perf_counter()
+    tag = f"{per_class}_{sides.get('max_side', 48)}"
+    prepare_synthetic_imagenet(root / f"data_{tag}", root / f"manual_{tag}", per_class=per_class, val_images=100,
+                               **sides)
+    return root / f"data_{tag}", time.perf_counter() - began
+
+
+def random_genomes(space, count, seed=1):
+    rng = random.Random(seed)
+    return [{gene.name: rng.choice(gene.values) for gene in space.genes} for _ in range(count)]
+
+
+def _oneshot_evaluator(dataset, run_dir, supernet_steps):
+    space = lqsearch.spaces.get("mobilenet_m3", width_multiplier=0.0625)
+    bound = space.bind(input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer="bireal")
+    config = EvaluationConfig(mode="oneshot", supernet_steps=supernet_steps,
+                              recalibration_batches=RECALIBRATION_BATCHES)
+    return space, make_evaluator(bound, dataset, config, run_dir=run_dir)
+
+
+def _phan_data(data_dir):
+    return load_dataset("imagenet2012", data_dir=data_dir, batch_size=PHAN_BATCH, image_size=32, search_val_per_class=1)
+
+
+def reads_at(root, per_class, candidates, sizes):
+    """Seconds per candidate (median), decodes per candidate, images used per candidate, train size."""
+    data_dir, prepared = synthetic_imagenet(root, per_class)
+    dataset = _phan_data(data_dir)
+    run_dir = root / f"reads_{per_class}"
+    space, evaluator = _oneshot_evaluator(dataset, run_dir, sizes.supernet_steps)
+    evaluator.prepare()
+    genomes = random_genomes(space, candidates)
+    evaluator.evaluate(space.uniform(1))  # traces once per run
+    seconds = []
+    for genome in genomes:
+        began = time.perf_counter()
+        evaluator.evaluate(genome)
+        seconds.append(time.perf_counter() - began)
+    decodes = DecodeCount()
+    with decodes.patched():
+        counted = _phan_data(data_dir)
+    _, counting = _oneshot_evaluator(counted, run_dir, sizes.supernet_steps)
+    counting.prepare()  # loads the supernet; draws its recalibration batches (decoded once, not per candidate)
+    before = decodes.count
+    for genome in genomes:
+        counting.evaluate(genome)
+    per_candidate = (decodes.count - before) / len(genomes)
+    print(f"{per_class}/class: {dataset.num_train} train, {dataset.num_search_train} search_train, "
+          f"{dataset.num_search_val} search_val (written and prepared in {prepared:.0f} s); one-shot per candidate: "
+          f"{statistics.median(seconds):.3f} s (median of {len(seconds)}: "
+          f"{', '.join(f'{s:.3f}' for s in seconds)}); decodes per candidate {per_candidate:.0f}", flush=True)
+    return statistics.median(seconds), per_candidate, dataset.num_search_val
+
+
+def bench_reads(root, candidates, sizes=FULL):
+    small, large = sizes.per_class
+    print(f"\n== 1. reads per pass: search_val 1/class, train {small} then {large}/class; one-shot M3 width 1/16, "
+          f"32x32, batch {PHAN_BATCH}, recalibration {RECALIBRATION_BATCHES} batches drawn once; "
+          f"{candidates} candidates")
+    figures = {per_class: reads_at(root, per_class, candidates, sizes) for per_class in (small, large)}
+    print("| figure | goal | measured |\n|---|---|---|")
+    print(f"| one-shot s per candidate, {large}/class / {small}/class | <= 1.3 | "
+          f"{figures[large][0] / figures[small][0]:.2f} |")
+    for per_class in (small, large):
+        seconds, decodes, used = figures[per_class]
+        print(f"| decodes per candidate / images used ({per_class}/class) | <= 1.1 | {decodes / used:.2f} |")
+
+
+def _seconds_per_pass(pipeline):
+    began = time.perf_counter()
+    for _ in pipeline:
+        pass
+    return time.perf_counter() - began
+
+
+def bench_throughput(root, sizes=FULL):
+    limit = sizes.throughput_images
+    low, high = sizes.throughput_sides
+    print(f"\n== 2. pipeline throughput at 224 px: JPEGs of {low}-{high} px, {sizes.throughput_per_class}/class, the "
+          f"first {limit} train images; batch {SHEN_BATCH}; {os.cpu_count()} CPUs")
+    data_dir, prepared = synthetic_imagenet(root, sizes.throughput_per_class, min_side=low, max_side=high)
+    dataset = load_dataset("imagenet2012", data_dir=data_dir, batch_size=SHEN_BATCH, train_limit=limit,
+                           search_val_per_class=1)
+    builder = tfds.builder("imagenet2012", data_dir=str(data_dir))
+    files = builder.as_dataset(split="train", shuffle_files=False, as_supervised=True,
+                               decoders={"image": tfds.decode.SkipDecoding()}).take(limit)
+    size = sum(len(image) for image, _ in files.as_numpy_iterator())
+    options = tf.data.Options()
+    options.deterministic = False
+    decode_only = files.map(lambda image, label: tf.shape(tf.io.decode_jpeg(image, channels=3)),
+                            num_parallel_calls=tf.data.AUTOTUNE).batch(SHEN_BATCH).with_options(options)
+    print(f"{dataset.num_train} images, {size / dataset.num_train / 1024:.0f} KiB per JPEG on average "
+          f"(written and prepared in {prepared:.0f} s)", flush=True)
+    for pipeline in (decode_only, dataset.train):  # warm: traces, page cache, the shuffle buffer's first fill
+        _seconds_per_pass(pipeline)
+    ratios = []
+    for index in range(sizes.throughput_rounds):  # alternated, so that a change of the machine's load hits both
+        decoded = limit / _seconds_per_pass(decode_only)
+        trained = dataset.num_train / _seconds_per_pass(dataset.train)
+        ratios.append(trained / decoded)
+        print(f"round {index + 1}: decode only {decoded:.0f} images/s, training pipeline {trained:.0f} images/s, "
+              f"ratio {ratios[-1]:.2f}", flush=True)
+    print("| figure | goal | measured |\n|---|---|---|")
+    print(f"| training pipeline / decode-only images/s (224 px; median of {len(ratios)} alternated rounds, "
+          f"{min(ratios):.2f}-{max(ratios):.2f}) | >= 0.8 | {statistics.median(ratios):.2f} |")
+
+
+def _rss_mib():
+    gc.collect()
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def rss_of(mode, dataset, run_dir, sizes):
+    """RSS (MiB) after each of `sizes.rss_at` candidates of `mode`, and seconds per candidate."""
+    if mode == "oneshot":
+        space, evaluator = _oneshot_evaluator(dataset, run_dir, sizes.supernet_steps)
+    else:
+        space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
+        bound = space.bind(input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer="dorefa")
+        config = EvaluationConfig(mode="scratch", epochs=1,
+                                  training=preset("shen_imagenet", steps_per_epoch=1, batch_size=SHEN_BATCH))
+        evaluator = make_evaluator(bound, dataset, config, run_dir=run_dir)
+    evaluator.prepare()
+    first, last = sizes.rss_at
+    rss, began = {}, time.perf_counter()
+    genomes = random_genomes(space, last, seed=2)
+    for index, genome in enumerate(genomes, start=1):
+        evaluator.evaluate(genome)
+        if index == first or index == last or index % 50 == 0:
+            rss[index] = _rss_mib()
+            print(f"{mode}: {index} candidates, RSS {rss[index]:.0f} MiB", flush=True)
+    return rss, (time.perf_counter() - began) / last
+
+
+def bench_rss(root, sizes=FULL):
+    first, last = sizes.rss_at
+    print(f"\n== 3. memory: RSS after {last} tiny candidates / after {first}, through the evaluator; synthetic "
+          f"ImageNet {sizes.per_class[0]}/class, 32x32")
+    data_dir, _ = synthetic_imagenet(root, sizes.per_class[0])
+    rows = []
+    for mode in ("scratch", "oneshot"):
+        dataset = load_dataset("imagenet2012", data_dir=data_dir, batch_size=SHEN_BATCH, image_size=32,
+                               search_val_per_class=1, search_train_per_class=1)
+        rss, seconds = rss_of(mode, dataset, root / f"rss_{mode}", sizes)
+        rows.append((mode, rss[last] / rss[first], seconds))
+    print("| figure | goal | measured |\n|---|---|---|")
+    for mode, ratio, seconds in rows:
+        print(f"| RSS after {last} / after {first} candidates ({mode}, {seconds:.2f} s each) | <= 1.1 | {ratio:.3f} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts among {', '.join(PARTS)}")
+    parser.add_argument("--candidates", type=int, default=8, help="timed candidates of part 1")
+    parser.add_argument("--out", help="where the tar files and tfds data go (default: a new temporary directory)")
+    parser.add_argument("--smoke", action="store_true", help="every part in minutes on tiny counts")
+    args = parser.parse_args()
+    parts = args.only.split(",")
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"--only: unknown part(s) {', '.join(unknown)}; the parts are {', '.join(PARTS)}")
+    sizes = SMOKE if args.smoke else FULL
+    candidates = sizes.count or args.candidates
+    root = Path(args.out or tempfile.mkdtemp(prefix="bench_imagenet_path_"))
+    began = time.perf_counter()
+    if "reads" in parts:
+        bench_reads(root, candidates, sizes)
+    if "throughput" in parts:
+        bench_throughput(root, sizes)
+    if "rss" in parts:
+        bench_rss(root, sizes)
+    print(f"\ntotal {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
