@@ -186,9 +186,12 @@ def learning_rate_schedule(config: TrainingConfig, steps_per_epoch: int):
         # first step of epoch `m` on (step m * steps_per_epoch, counting from 0).
         boundaries = [m * steps_per_epoch - 1 for m in config.milestones]
         values = [config.learning_rate * config.decay_factor**i for i in range(len(boundaries) + 1)]
-        return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else config.learning_rate
+        if not boundaries:
+            return config.learning_rate
+        return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     if config.schedule == "linear":
-        return tf.keras.optimizers.schedules.PolynomialDecay(config.learning_rate, total, end_learning_rate=0.0, power=1.0)
+        return tf.keras.optimizers.schedules.PolynomialDecay(config.learning_rate, total, end_learning_rate=0.0,
+                                                             power=1.0)
     return tf.keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
 
 
@@ -200,7 +203,8 @@ def make_optimizer(config: TrainingConfig, steps_per_epoch: int):
     if config.optimizer == "adam":
         return tf.keras.optimizers.Adam(lr)
     return lq.optimizers.CaseOptimizer(
-        (lq.optimizers.Bop.is_binary_variable, lq.optimizers.Bop(threshold=config.bop_threshold, gamma=config.bop_gamma)),
+        (lq.optimizers.Bop.is_binary_variable,
+         lq.optimizers.Bop(threshold=config.bop_threshold, gamma=config.bop_gamma)),
         default_optimizer=tf.keras.optimizers.legacy.Adam(lr),
     )
 
@@ -374,7 +378,8 @@ class _SameEpochs(tf.keras.callbacks.Callback):
         self.expected += 1
 
 
-def evaluate(model: tf.keras.Model, pipeline: tf.data.Dataset, *, num_classes: int, verbose: int = 0) -> Dict[str, float]:
+def evaluate(model: tf.keras.Model, pipeline: tf.data.Dataset, *, num_classes: int,
+             verbose: int = 0) -> Dict[str, float]:
     """Top-1 (and above 10 classes top-5) accuracy of `model` on `pipeline`, in percent.
 
     Compiles the model (without an optimizer) when it is not compiled yet.
@@ -455,7 +460,7 @@ def get_strategy(name: str = "default") -> tf.distribute.Strategy:
 
 
 def deterministic_default() -> bool:
-    """Whether a run is deterministic when its recipe does not say: on the CPU yes, on a GPU no (see `seed_everything`)."""
+    """Whether a run is deterministic when its recipe does not say: on the CPU yes, on a GPU no (`seed_everything`)."""
     return not tf.config.list_physical_devices("GPU")
 
 

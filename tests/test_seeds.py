@@ -1,4 +1,4 @@
-"""Seeds: every training's data order, augmentation and initialisation come from its seeds, not from the process's history.
+"""Seeds: every training's data order, augmentation and init come from its seeds, not from the process's history.
 
 A training (candidate, widest network, supernet, study row) repeated in the same process after other
 trainings gives the same weights; the study's seed s gives every row the same batches; the one-shot

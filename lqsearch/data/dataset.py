@@ -1,4 +1,4 @@
-"""`Dataset`: the batched pipelines of one dataset (seeded passes per split), and the loading options of every source."""
+"""`Dataset`: the batched pipelines of one dataset (seeded passes per split), and the loading options of sources."""
 import dataclasses
 import math
 

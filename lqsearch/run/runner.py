@@ -127,7 +127,8 @@ def baseline_rows(recipe: recipes.Recipe, tuner, out_dir: Path) -> List[Dict[str
             accuracy = tuner.evaluator().evaluate(genome)[0]
             cached[label] = accuracy
             io.write_json(cache_path, cached)
-        rows.append({"label": label, "genome": genome, "flops": row_cost.flops, "memory_bits": row_cost.memory_bits, "accuracy": accuracy})
+        rows.append({"label": label, "genome": genome, "flops": row_cost.flops, "memory_bits": row_cost.memory_bits,
+                     "accuracy": accuracy})
     return rows
 
 
@@ -245,7 +246,8 @@ def publish(recipe: recipes.Recipe, out_dir: Path, progress: Progress) -> None:
     if marker.exists():
         progress.say(f"Already published: {marker.read_text().strip()}")
         return
-    entry = registry.publish(out_dir, name=recipe.publish.name, version=recipe.publish.version, registry=recipe.publish.registry)
+    entry = registry.publish(out_dir, name=recipe.publish.name, version=recipe.publish.version,
+                             registry=recipe.publish.registry)
     io.write_json(marker, {"name": entry["name"], "version": entry["version"]})
     progress.say(f"Published {entry['name']} version {entry['version']}")
 

@@ -235,7 +235,8 @@ def train_study(rows: Sequence[StudyEntry], *, space, dataset, config, seeds: Se
         later = len(pending) - pending.index((row, seed)) - 1 if (row, seed) in pending else 0
         label = f"study {index + 1}/{len(jobs)} {entry.label} seed {seed}"
         cards[row, seed] = retrain(
-            entry_space(space, entry), entry.genome, dataset, config, quantizer=entry.quantizer, out_dir=out_dir / STUDY_DIR / key,
+            entry_space(space, entry), entry.genome, dataset, config, quantizer=entry.quantizer,
+            out_dir=out_dir / STUDY_DIR / key,
             verbose=verbose, strategy=strategy, seed=seed,
             callbacks=[EpochProgress(progress, label, later * config.epochs, epoch_seconds)],
             extra={"label": entry.label, "kind": entry.kind},

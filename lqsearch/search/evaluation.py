@@ -103,7 +103,8 @@ class EvaluationConfig(Config):
             try:
                 getattr(self, name)()
             except ConfigError as error:
-                keys = ("epochs", "training") if name == "config" else ("widest_epochs", "widest_training (or training)")
+                keys = ("epochs",
+                        "training") if name == "config" else ("widest_epochs", "widest_training (or training)")
                 raise ValueError(f"{keys[1]} runs for {keys[0]}={getattr(self, keys[0])} here: {error}") from None
         return self
 
@@ -112,7 +113,7 @@ class EvaluationConfig(Config):
         return self.training.replace(epochs=self.epochs)
 
     def widest(self) -> TrainingConfig:
-        """The widest network's `TrainingConfig` (`inherit`): `widest_training` (else `training`) with `widest_epochs`."""
+        """The widest network's `TrainingConfig` (`inherit`): `widest_training` (else `training`), `widest_epochs`."""
         return (self.widest_training or self.training).replace(epochs=self.widest_epochs)
 
 
@@ -247,8 +248,8 @@ class OneshotEvaluator(_Evaluator):
         self.recalibration = self._recalibration_batches()
         tf.keras.utils.set_random_seed(self.seed)
         self.supernet = Supernet(
-            self.space, input_shape=self.dataset.input_shape, num_classes=self.dataset.num_classes, quantizer=self.quantizer
-        )
+            self.space, input_shape=self.dataset.input_shape, num_classes=self.dataset.num_classes,
+            quantizer=self.quantizer)
         stats = self.supernet.train(
             self.dataset.seeded("search_train", self.seed),
             steps=self.config.supernet_steps,

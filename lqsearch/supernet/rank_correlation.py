@@ -262,7 +262,8 @@ def measure_rank_correlation(
         scratch_trainer = "elastic" if any(g.kind == "groups" for g in space.genes) else "static"
     supernet = supernet or Supernet(space, quantizer=quantizer, **shape)
     trainer = Supernet(space, quantizer=quantizer, **shape) if scratch_trainer == "elastic" else None
-    training = supernet.train(dataset.seeded("search_train", seed), steps=supernet_steps, checkpoint_dir=out_dir / "supernet",
+    training = supernet.train(dataset.seeded("search_train", seed), steps=supernet_steps,
+                              checkpoint_dir=out_dir / "supernet",
                               optimizer=standalone_optimizer(learning_rate, supernet_steps),
                               sandwich=sandwich, distill=distill, seed=seed,
                               log=functools.partial(print, flush=True) if verbose else None)
