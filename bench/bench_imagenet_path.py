@@ -52,6 +52,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 import lqsearch.spaces  # noqa: E402
 from lqsearch.data import load_dataset  # noqa: E402
 from lqsearch.search.evaluation import EvaluationConfig, make_evaluator  # noqa: E402
+from lqsearch.testing.bench_args import selected_parts  # noqa: E402
 from lqsearch.testing.imagenet_files import prepare_synthetic_imagenet  # noqa: E402
 from lqsearch.training import preset  # noqa: E402
 
@@ -274,10 +275,7 @@ def main():
     parser.add_argument("--out", help="where the tar files and tfds data go (default: a new temporary directory)")
     parser.add_argument("--smoke", action="store_true", help="every part in minutes on tiny counts")
     args = parser.parse_args()
-    parts = args.only.split(",")
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
-        parser.error(f"--only: unknown part(s) {', '.join(unknown)}; the parts are {', '.join(PARTS)}")
+    parts = selected_parts(parser, args.only, PARTS)
     sizes = SMOKE if args.smoke else FULL
     candidates = sizes.count or args.candidates
     root = Path(args.out or tempfile.mkdtemp(prefix="bench_imagenet_path_"))

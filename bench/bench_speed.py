@@ -57,6 +57,7 @@ from lqsearch.data import load_dataset  # noqa: E402
 from lqsearch.search.evaluation import EvaluationConfig, make_evaluator  # noqa: E402
 from lqsearch.spaces.layers import GROUPED_TYPES, native_grouped_gradients  # noqa: E402
 from lqsearch.supernet import Supernet  # noqa: E402
+from lqsearch.testing.bench_args import selected_parts  # noqa: E402
 
 STEPS = 12
 RECALIBRATION_BATCHES = 10
@@ -316,10 +317,7 @@ def main():
     parser.add_argument("--smoke", action="store_true",
                         help="every part in minutes, on tiny data, one candidate/sample/round (overrides those counts)")
     args = parser.parse_args()
-    parts = args.only.split(",")
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
-        parser.error(f"--only: unknown part(s) {', '.join(unknown)}; the parts are {', '.join(PARTS)}")
+    parts = selected_parts(parser, args.only, PARTS)
     sizes = SMOKE if args.smoke else FULL
     if sizes.count is not None:
         args.candidates = args.cost_samples = args.quickstart_candidates = args.first_step_rounds = sizes.count
