@@ -103,7 +103,7 @@ def test_show_prints_the_resolved_recipe(tmp_path):
         (["quickstart", "search.populaton_size=4"], "Did you mean 'search.population_size'?"),
         (["quickstart", "search.population_size=many"], "'search.population_size' must be integer, got 'many'"),
         (["quickstart", "search.mutation_rate=2"],
-         "'search.mutation_rate' is out of range: 2.0; allowed values are in [0, 1]"),
+         "'search.mutation_rate' is out of range: 2; allowed values are in [0, 1]"),
         (["quickstart", "evaluation.mode=fast"], "must be one of scratch, inherit, oneshot"),
         (["quickstart", "search.baselines=[[1, 2]]"], "does not fit space 'vgg_small'"),
         (["quickstart", "space=vgg"], "Unknown search space 'vgg'"),
@@ -215,6 +215,7 @@ def test_a_kill_during_a_baselines_final_training_redoes_nothing_that_finished(t
     assert [line for line in lines if "Uniform-1x seed 7" in line and "epoch" in line] == [
         line for line in lines if "Uniform-1x seed 7: epoch 2/2" in line]  # resumed after its first epoch
     results = json.loads((out / "results.json").read_text())
-    assert [row["kind"] for row in results["study"]] == ["searched", "uniform"]
+    assert [row["label"] for row in results["study"]] == ["Searched", "Uniform-1x", "Uniform at the searched FLOPs"]
     assert all(len(row["test_accuracy"]) == 2 for row in results["study"])
-    assert results["study_verdict"] and "seeds" in results["study_verdict"]
+    assert results["study_verdict"] and ("seeds" in results["study_verdict"]
+                                         or "is the same network as" in results["study_verdict"])
