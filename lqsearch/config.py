@@ -84,11 +84,6 @@ class Config(BaseModel, metaclass=_ConfigMeta):
         """The settings as a plain mapping of field names (nested configs stay objects)."""
         return {name: getattr(self, name) for name in type(self).model_fields}
 
-    @classmethod
-    def default_of(cls, name: str) -> Any:
-        """The default value of field `name`."""
-        return cls.model_fields[name].default
-
 
 def _refuse_field_names(model: Type[BaseModel], data: Any, label: str, prefix: str = "") -> None:
     """Refuses a field's Python name where it has another key (`lam` for `lambda`), as an unknown key."""

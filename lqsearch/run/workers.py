@@ -40,22 +40,23 @@ def is_worker() -> bool:
     return "KERASTUNER_TUNER_ID" in os.environ and "KERASTUNER_ORACLE_PORT" in os.environ and not is_chief()
 
 
+def _set_environment(values: Dict[str, Optional[str]]) -> None:
+    """Sets each variable of `values`, or removes it where the value is None."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @contextlib.contextmanager
 def _environment(values: Dict[str, Optional[str]]) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in values}
     try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(values)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(saved)
 
 
 def chief_environment(port: int) -> contextlib.AbstractContextManager:
@@ -116,10 +117,6 @@ class WorkerPool:
                     print(f"lqsearch: worker {tuner_id} was stopped by signal {-code}; restarting it "
                           f"({self.restarts[tuner_id]}/{MAX_RESTARTS}), it resumes its trial", flush=True)
                     self._spawn(tuner_id)
-
-    def pids(self) -> List[int]:
-        """The process ids of the workers now."""
-        return [process.pid for process in self.processes.values()]
 
     def wait(self, timeout: float = 600.0) -> List[int]:
         """Waits for every worker to exit (they do once the chief has no trial left); their exit codes."""
