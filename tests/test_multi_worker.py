@@ -26,6 +26,7 @@ def _result(stdout: str) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # three TensorFlow processes, about 70 s on 2 cores
 def test_two_workers_train_the_supernet_and_the_final_model_as_one_process_does():
     ports = [free_port(), free_port()]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
@@ -49,6 +50,7 @@ def test_two_workers_train_the_supernet_and_the_final_model_as_one_process_does(
         outputs.append(_result(stdout))
     assert single.returncode == 0, single.stderr[-3000:]
     alone = _result(single.stdout)
+    print(json.dumps({"workers": outputs, "one process": alone}))  # the numbers compared, for `pytest -s`
     assert [o["replicas"] for o in outputs] == [2, 2] and alone["replicas"] == 1
     for output in outputs:
         for key in ("supernet_losses", "final_losses"):

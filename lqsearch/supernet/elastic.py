@@ -84,7 +84,7 @@ def block_diagonal(grouped: np.ndarray, groups: int) -> np.ndarray:
 _PER_REPLICA_CONFIG = dict(synchronization=tf.VariableSynchronization.ON_READ,
                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 #: Moving statistics as Keras' BatchNormalization keeps them: per replica, their mean when read outside.
-_PER_REPLICA_STATISTICS = dict(synchronization=tf.VariableSynchronization.ON_READ, aggregation=tf.VariableAggregation.MEAN)
+_PER_REPLICA_STATISTICS = dict(_PER_REPLICA_CONFIG, aggregation=tf.VariableAggregation.MEAN)
 
 
 def _copy_quantizer(quantizer):

@@ -123,6 +123,7 @@ class Supernet:
         self._recalibrator = BatchNormRecalibrator(self.model)
         self._predictor = Predictor(self.model)
         self._standalone = None  # (optimizer settings, optimizer, traced apply) of `train_standalone`
+        self.train_steps = {}  # `train`'s traced steps, by optimizer and settings: (optimizer, step)
         self.genome = None
         self.set_genome(space.costliest())
 

@@ -203,7 +203,12 @@ def train(supernet, pipeline, *, steps: int, checkpoint_dir: Path, optimizer=Non
         supernet.set_genome(supernet.space.costliest())  # the checkpoint holds its last step's sub-genome
         return {**stats, "seconds": 0.0, "seconds_per_step": None, "loss_history": [], "final_loss": None}
     batches = distribute(supernet.strategy, _resume_pipeline(pipeline, start, steps))
-    train_step = make_step(supernet, optimizer, distill, batches.element_spec, 3 if sandwich else 1)
+    genomes_per_step = 3 if sandwich else 1
+    key = (id(optimizer), distill, genomes_per_step, repr(batches.element_spec))  # traced once per setting
+    if key not in supernet.train_steps:  # (the optimizer is kept with its step: its id stays its own)
+        step_function = make_step(supernet, optimizer, distill, batches.element_spec, genomes_per_step)
+        supernet.train_steps[key] = (optimizer, step_function)
+    train_step = supernet.train_steps[key][1]
     history, window, began = [], [], time.perf_counter()
     for current in range(start, steps):
         images, labels = next(batches)

@@ -1,10 +1,12 @@
 """A short supernet training (and a final training) under a named `tf.distribute` strategy, for the scale-out tests.
 
-Run as `python -m lqsearch.testing.supernet_probe STRATEGY [--devices N] [--spaces plain tiny_grouped] [--final]`;
-prints one JSON line: the strategy, its replicas, each space's supernet loss at every step (sandwich rule
-with distillation: 3 sub-networks a step), and with `--final` the epoch losses of a short `lqsearch.training.fit`. The CPU is split into N logical devices before TensorFlow
-starts, so `mirrored` runs data-parallel on one machine; under `multi_worker` the process reads `TF_CONFIG`
-(set by whoever starts it, before TensorFlow starts) and every worker prints the same losses.
+Run as `python -m lqsearch.testing.supernet_probe STRATEGY [--devices N] [--spaces plain tiny_grouped]
+[--final]`; prints one JSON line: the strategy, its replicas, each space's supernet loss at every step
+(sandwich rule with distillation: 3 sub-networks a step) and weights, and with `--final` the epoch losses
+of a short `lqsearch.training.fit` of a net without BatchNorm. The CPU is split into N logical devices
+before TensorFlow starts, so `mirrored` runs data-parallel on one machine; under `multi_worker` the
+process reads `TF_CONFIG` (set by whoever starts it, before TensorFlow starts) and every worker prints
+the same losses.
 
 `plain` is a supernet without BatchNorm (a width and a groups gene): its training is the same on any number
 of replicas. `tiny_grouped` (`lqsearch.testing.tiny_spaces`) has BatchNorm, whose batch statistics are
