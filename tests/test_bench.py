@@ -24,6 +24,8 @@ SMOKE_RUNS = {
     "bench_training_overhead.py": (["--rounds", "1", "--steps", "2"], ["ratio lqsearch/hand-written"]),
     "bench_lce.py": (["--runs", "2"], ["float / binary:", "LatencyCache:"]),
     "paper_costs.py": ([], ["| table | model | FLOPs ours |", "five FP 1x1 (default)"]),
+    "bench_supernet_replicas.py": (["--smoke"], ["== 1. host syncs per 10 supernet steps", "== 2. supernet step time",
+                                                 "| step time 2 devices / 1 device |"]),
     "bench_imagenet_path.py": (["--smoke"], ["== 1. reads per pass", "== 2. pipeline throughput", "== 3. memory",
                                              "| decodes per candidate / images used", "| RSS after 4 / after 2"]),
 }

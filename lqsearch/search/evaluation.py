@@ -249,7 +249,7 @@ class OneshotEvaluator(_Evaluator):
         tf.keras.utils.set_random_seed(self.seed)
         self.supernet = Supernet(
             self.space, input_shape=self.dataset.input_shape, num_classes=self.dataset.num_classes,
-            quantizer=self.quantizer)
+            quantizer=self.quantizer, strategy=self.strategy)
         stats = self.supernet.train(
             self.dataset.seeded("search_train", self.seed),
             steps=self.config.supernet_steps,

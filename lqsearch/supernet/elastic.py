@@ -38,16 +38,8 @@ import tensorflow as tf
 
 from lqsearch.spaces.layers import GroupedConv2D, QuantGroupedConv2D, grouped_convolution
 
-__all__ = [
-    "ElasticConv2D",
-    "ElasticBatchNormalization",
-    "ElasticDense",
-    "elastic_clone",
-    "grouped_kernel",
-    "block_diagonal",
-    "ELASTIC_LAYERS",
-    "CONV_TYPES",
-]
+__all__ = ["ElasticConv2D", "ElasticBatchNormalization", "ElasticDense", "elastic_clone", "grouped_kernel",
+           "block_diagonal", "ELASTIC_LAYERS", "CONV_TYPES"]
 
 
 def grouped_kernel(kernel: tf.Tensor, groups) -> tf.Tensor:
@@ -85,6 +77,14 @@ def block_diagonal(grouped: np.ndarray, groups: int) -> np.ndarray:
     rows = (np.arange(cout) // (cout // groups))[None, :] * group_in + np.arange(group_in)[:, None]
     dense[:, :, rows, np.arange(cout)[None, :]] = grouped
     return dense
+
+
+#: Under a `tf.distribute` strategy the active configuration is per replica: a training step assigns it inside
+#: `strategy.run` with no cross-replica traffic; `set_genome` (outside) writes every copy; read outside: replica 0's.
+_PER_REPLICA_CONFIG = dict(synchronization=tf.VariableSynchronization.ON_READ,
+                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+#: Moving statistics as Keras' BatchNormalization keeps them: per replica, their mean when read outside.
+_PER_REPLICA_STATISTICS = dict(_PER_REPLICA_CONFIG, aggregation=tf.VariableAggregation.MEAN)
 
 
 def _copy_quantizer(quantizer):
@@ -174,11 +174,11 @@ class ElasticConv2D(tf.keras.layers.Layer):
         if self.use_bias:
             self.bias = self.add_weight("bias", shape=(self.max_filters,), initializer=self.bias_initializer)
         self.active_filters = self.add_weight(
-            "active_filters", shape=(), dtype=tf.int32, trainable=False,
+            "active_filters", shape=(), dtype=tf.int32, trainable=False, **_PER_REPLICA_CONFIG,
             initializer=tf.keras.initializers.Constant(self.max_filters),
         )
         self.active_groups = self.add_weight(
-            "active_groups", shape=(), dtype=tf.int32, trainable=False,
+            "active_groups", shape=(), dtype=tf.int32, trainable=False, **_PER_REPLICA_CONFIG,
             initializer=tf.keras.initializers.Constant(self.initial_groups),
         )
         super().build(input_shape)
@@ -262,8 +262,10 @@ class ElasticBatchNormalization(tf.keras.layers.Layer):
         shape = (self.max_channels,)
         self.gamma = self.add_weight("gamma", shape=shape, initializer="ones") if self.scale else None
         self.beta = self.add_weight("beta", shape=shape, initializer="zeros") if self.center else None
-        self.moving_mean = self.add_weight("moving_mean", shape=shape, initializer="zeros", trainable=False)
-        self.moving_variance = self.add_weight("moving_variance", shape=shape, initializer="ones", trainable=False)
+        self.moving_mean = self.add_weight("moving_mean", shape=shape, initializer="zeros", trainable=False,
+                                           **_PER_REPLICA_STATISTICS)
+        self.moving_variance = self.add_weight("moving_variance", shape=shape, initializer="ones", trainable=False,
+                                               **_PER_REPLICA_STATISTICS)
         super().build(input_shape)
 
     def _parameters(self, channels):

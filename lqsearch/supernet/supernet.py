@@ -74,6 +74,8 @@ class Supernet:
         input_shape: HxWxC of the images.
         num_classes: classifier outputs.
         quantizer: a preset name from `lqsearch.quantizers`; None -> `space.default_quantizer`.
+        strategy: the `tf.distribute` strategy whose scope holds the shared weights and that `train`
+            runs each step under (one `strategy.run` per batch); default the current one.
 
     Attributes:
         model: the elastic `tf.keras.Model`; it runs the genome set by `set_genome`.
@@ -90,7 +92,9 @@ class Supernet:
         >>> supernet.evaluate(genome, data.search_val, recalibration_data=batches)
     """
 
-    def __init__(self, space, *, input_shape: Sequence[int], num_classes: int, quantizer: Optional[str] = None):
+    def __init__(self, space, *, input_shape: Sequence[int], num_classes: int, quantizer: Optional[str] = None,
+                 strategy: Optional[tf.distribute.Strategy] = None):
+        self.strategy = strategy or tf.distribute.get_strategy()
         self.space = space
         self.input_shape = tuple(int(d) for d in input_shape)
         self.num_classes = int(num_classes)
@@ -100,11 +104,12 @@ class Supernet:
         self._controls = _probe_controls(space, self._static_conv_configs)
         self._check_matches(largest, space.costliest())
         self._check_matches(self._static_conv_configs(space.cheapest()), space.cheapest())
-        self.model = elastic.elastic_clone(
-            largest, name=f"{space.name}_supernet",
-            widths={name for name, (width, _) in self._controls.items() if width},
-            groups={name for name, (_, groups) in self._controls.items() if groups},
-        )
+        with self.strategy.scope():
+            self.model = elastic.elastic_clone(
+                largest, name=f"{space.name}_supernet",
+                widths={name for name, (width, _) in self._controls.items() if width},
+                groups={name for name, (_, groups) in self._controls.items() if groups},
+            )
         self._layers = elastic.elastic_layers(self.model)
         self._convs = {n: layer for n, layer in self._layers.items() if isinstance(layer, elastic.ElasticConv2D)}
         self._conv_order = sorted(self._convs)
@@ -113,10 +118,12 @@ class Supernet:
             self._assign_active_config, input_signature=[tf.TensorSpec([len(self._conv_order), 2], tf.int32)],
             autograph=False,
         )
-        self.gradients = tf.function(self._compute_gradients, input_signature=self._step_signature(), autograph=False)
+        self.gradients = tf.function(lambda images, labels, soft_targets, distill_weight: self._compute_gradients(
+            images, labels, soft_targets, distill_weight), input_signature=self._step_signature(), autograph=False)
         self._recalibrator = BatchNormRecalibrator(self.model)
         self._predictor = Predictor(self.model)
         self._standalone = None  # (optimizer settings, optimizer, traced apply) of `train_standalone`
+        self.train_steps = {}  # `train`'s traced steps, by optimizer and settings: (optimizer, step)
         self.genome = None
         self.set_genome(space.costliest())
 
@@ -166,9 +173,14 @@ class Supernet:
             ValueError: on an invalid genome.
         """
         genome = self.space.genome(genome)
-        config = self.conv_config(genome)
-        self._assign_active(tf.constant([config[name] for name in self._conv_order], tf.int32))
+        self._assign_active(tf.constant(self.config_rows(genome), tf.int32))
         self.genome = genome
+
+    def config_rows(self, genome) -> list:
+        """[filters, groups] of every elastic conv (sorted by name) under `genome`: what `set_genome` assigns,
+        and a training step assigns inside `strategy.run`."""
+        config = self.conv_config(genome)
+        return [list(config[name]) for name in self._conv_order]
 
     def tracing_counts(self) -> Dict[str, int]:
         """{traced function: times traced}: the training step, the genome setter, BatchNorm
@@ -371,10 +383,11 @@ class Supernet:
             tf.TensorSpec([], tf.float32),
         ]
 
-    def _compute_gradients(self, images, labels, soft_targets, distill_weight):
+    def _compute_gradients(self, images, labels, soft_targets, distill_weight, scale=None):
         """Loss, logits and gradients of the active sub-network; traced once as `self.gradients`.
 
-        The loss is `(1 - distill_weight) * CE(labels) + distill_weight * CE(soft_targets)`.
+        The loss is `(1 - distill_weight) * CE(labels) + distill_weight * CE(soft_targets)`, times
+        `scale` if given (a replica's share of the global batch, in a distributed step).
         """
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)
@@ -383,6 +396,8 @@ class Supernet:
             loss = (1.0 - distill_weight) * hard + distill_weight * soft
             if self.model.losses:
                 loss += tf.add_n(self.model.losses)
+            if scale is not None:
+                loss = loss * scale
         return loss, logits, tape.gradient(loss, self.model.trainable_variables)
 
     def is_trained(self, checkpoint_dir: Union[str, os.PathLike], steps: int) -> bool:

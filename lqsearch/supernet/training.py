@@ -80,8 +80,8 @@ def _check_train_args(steps, log_every, checkpoint_every, sandwich, distill) -> 
         raise ValueError("distill=True distills from the largest sub-network of the sandwich; set sandwich=True.")
 
 
-def _resume_iterator(data, start_step: int, steps: int):
-    """Iterator over the batches of steps `start_step` .. `steps - 1`.
+def _resume_pipeline(data, start_step: int, steps: int) -> tf.data.Dataset:
+    """The batches of steps `start_step` .. `steps - 1`, as one `tf.data` pipeline.
 
     `data` is an `lqsearch.training.EpochData` (`dataset.seeded(split, seed)`): step s draws batch
     s mod B of pass s // B (B batches a pass), so a resumed run gets the batches an uninterrupted
@@ -90,12 +90,30 @@ def _resume_iterator(data, start_step: int, steps: int):
     """
     if not isinstance(data, tf.data.Dataset):
         first, skip = divmod(start_step, data.num_batches)
-        return iter(data.passes(first, -(-steps // data.num_batches) - first).skip(skip))
+        return data.passes(first, -(-steps // data.num_batches) - first).skip(skip)
     cardinality = int(data.cardinality())
     stream = data.repeat()
     if cardinality > 0 and start_step % cardinality:
         stream = stream.skip(start_step % cardinality)
-    return iter(stream)
+    return stream
+
+
+def _resume_iterator(data, start_step: int, steps: int):
+    """An iterator over `_resume_pipeline`'s batches."""
+    return iter(_resume_pipeline(data, start_step, steps))
+
+
+def distribute(strategy: tf.distribute.Strategy, pipeline: tf.data.Dataset):
+    """`pipeline`'s global batches, each split over `strategy`'s replicas (an iterator).
+
+    Under `MultiWorkerMirroredStrategy` every worker builds the same pipeline (seeded data), and
+    auto-sharding is DATA: each worker keeps its replicas' slices of every global batch, so the
+    workers together train on the batches one process would. (The default, AUTO, falls back to
+    DATA for in-memory data with a warning; FILE sharding would give workers different batches.)
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return iter(strategy.experimental_distribute_dataset(pipeline.with_options(options)))
 
 
 def _step_genomes(supernet, rng: np.random.Generator, sandwich: bool) -> list:
@@ -105,27 +123,47 @@ def _step_genomes(supernet, rng: np.random.Generator, sandwich: bool) -> list:
     return [supernet.space.costliest(), supernet.space.cheapest(), supernet.sample_genome(rng)]
 
 
-def _optimizer_step(supernet, images, labels, genomes, distill: bool, apply) -> tf.Tensor:
-    """One optimizer step on the mean gradient of `genomes`; the first teaches the others if distilling.
+def make_step(supernet, optimizer, distill: bool, batch_spec, genomes_per_step: int):
+    """The training step: one `strategy.run` per global batch, traced once.
+
+    `step(images, labels, configs)` trains on the mean gradient of the sub-genomes whose rows
+    (`Supernet.config_rows`) `configs` stacks; if distilling, the first teaches the others. Each
+    replica assigns the active configuration to its own copy (no cross-replica traffic), computes
+    its loss on its slice scaled by its share of the global batch, and the optimizer sums the
+    replicas' gradients: the update is the global batch's mean gradient. On one device the share is
+    exactly 1, so the numbers are those of an undistributed step. `batch_spec` is the distributed
+    iterator's `element_spec`: a last, smaller batch does not retrace.
 
     Returns:
-        The mean loss of the sub-networks, as a tensor: reading it waits for the device, so the
-        training loop reads the losses of a whole log interval at once (one host sync per interval).
+        The traced step; it returns the global batch's mean loss over the sub-networks, as a tensor
+        (reading it waits for the device: the training loop reads a whole log interval at once).
     """
-    no_targets = tf.fill(tf.stack([tf.shape(images)[0], supernet.num_classes]), 0.0)  # no shape read on the host
-    targets, total, losses = no_targets, None, []
-    for index, genome in enumerate(genomes):
-        supernet.set_genome(genome)
-        student = distill and index > 0
-        loss, logits, grads = supernet.gradients(
-            images, labels, targets if student else no_targets, tf.constant(1.0 if student else 0.0)
-        )
-        if distill and index == 0:
-            targets = tf.nn.softmax(logits)
-        total = grads if total is None else [a + b for a, b in zip(total, grads)]
-        losses.append(loss)
-    apply(total if len(genomes) == 1 else [g / len(genomes) for g in total])
-    return losses[0] if len(losses) == 1 else tf.add_n(losses) / len(losses)
+    strategy, variables = supernet.strategy, supernet.model.trainable_variables
+
+    def replica_step(images, labels, configs):
+        images, labels = tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
+        local = tf.cast(tf.shape(images)[0], tf.float32)
+        share = local / tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
+        no_targets = tf.fill(tf.stack([tf.shape(images)[0], supernet.num_classes]), 0.0)
+        targets, total, losses = no_targets, None, []
+        for index in range(configs.shape[0]):
+            supernet._assign_active_config(configs[index])
+            student = distill and index > 0
+            loss, logits, grads = supernet._compute_gradients(
+                images, labels, targets if student else no_targets, tf.constant(1.0 if student else 0.0), share)
+            if distill and index == 0:
+                targets = tf.nn.softmax(logits)
+            total = grads if total is None else [a + b for a, b in zip(total, grads)]
+            losses.append(loss)
+        optimizer.apply_gradients(zip(total if len(losses) == 1 else [g / len(losses) for g in total], variables))
+        return losses[0] if len(losses) == 1 else tf.add_n(losses) / len(losses)
+
+    def step(images, labels, configs):
+        per_replica = strategy.run(replica_step, args=(images, labels, configs))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    configs = tf.TensorSpec([genomes_per_step, len(supernet.config_rows(supernet.space.costliest())), 2], tf.int32)
+    return tf.function(step, input_signature=[*batch_spec, configs], autograph=False)
 
 
 def _restore(supernet, path: Optional[str], step: tf.Variable, optimizer) -> None:
@@ -138,7 +176,7 @@ def _restore(supernet, path: Optional[str], step: tf.Variable, optimizer) -> Non
         return
     weights = tf.train.Checkpoint(model=supernet.model, step=step)
     weights.restore(path).expect_partial().assert_existing_objects_matched()
-    optimizer.build(supernet.model.trainable_variables)
+    build_optimizer(optimizer, supernet.model.trainable_variables, supernet.strategy)
     tf.train.Checkpoint(optimizer=optimizer).restore(path).expect_partial()
 
 
@@ -150,8 +188,11 @@ def train(supernet, pipeline, *, steps: int, checkpoint_dir: Path, optimizer=Non
     io.make_dirs(checkpoint_dir)
     _check_card(supernet, checkpoint_dir)
     io.write_json(checkpoint_dir / CARD_NAME, _card(supernet))
-    optimizer = optimizer or standalone_optimizer(DEFAULT_LEARNING_RATE, steps)
-    build_optimizer(optimizer, supernet.model.trainable_variables)  # before restoring and tracing: one trace, not two
+    if optimizer is None:
+        with supernet.strategy.scope():  # its step counter lives where the weights do
+            optimizer = standalone_optimizer(DEFAULT_LEARNING_RATE, steps)
+    # before restoring and tracing: one trace, not two
+    build_optimizer(optimizer, supernet.model.trainable_variables, supernet.strategy)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(model=supernet.model, optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
@@ -159,16 +200,20 @@ def train(supernet, pipeline, *, steps: int, checkpoint_dir: Path, optimizer=Non
     start = int(step.numpy())
     stats = {"steps": steps, "start_step": start, "trained_steps": max(0, steps - start), "skipped": start >= steps}
     if start >= steps:
+        supernet.set_genome(supernet.space.costliest())  # the checkpoint holds its last step's sub-genome
         return {**stats, "seconds": 0.0, "seconds_per_step": None, "loss_history": [], "final_loss": None}
-    variables = supernet.model.trainable_variables
-    apply = tf.function(lambda grads: optimizer.apply_gradients(zip(grads, variables)))
-    batches = _resume_iterator(pipeline, start, steps)
+    batches = distribute(supernet.strategy, _resume_pipeline(pipeline, start, steps))
+    genomes_per_step = 3 if sandwich else 1
+    key = (id(optimizer), distill, genomes_per_step, repr(batches.element_spec))  # traced once per setting
+    if key not in supernet.train_steps:  # (the optimizer is kept with its step: its id stays its own)
+        step_function = make_step(supernet, optimizer, distill, batches.element_spec, genomes_per_step)
+        supernet.train_steps[key] = (optimizer, step_function)
+    train_step = supernet.train_steps[key][1]
     history, window, began = [], [], time.perf_counter()
     for current in range(start, steps):
         images, labels = next(batches)
-        genomes = _step_genomes(supernet, np.random.default_rng([seed, current]), sandwich)
-        window.append(_optimizer_step(supernet, tf.cast(images, tf.float32), tf.cast(labels, tf.int32),
-                                      genomes, distill, apply))
+        genomes = _step_genomes(supernet, np.random.default_rng([seed, current]), sandwich)  # on the host
+        window.append(train_step(images, labels, tf.constant([supernet.config_rows(g) for g in genomes], tf.int32)))
         step.assign(current + 1)
         if (current + 1) % log_every == 0 or current + 1 == steps:
             history.append([current + 1, float(tf.reduce_mean(tf.stack(window)))])  # the interval's one host sync
