@@ -207,7 +207,10 @@ def run_random_search(recipe: recipes.Recipe, space, dataset, out_dir: Path, bud
 
 def run_study(recipe: recipes.Recipe, tuner, dataset, out_dir: Path, random_best, progress: Progress,
               verbose: int) -> Dict[str, Any]:
-    """Final-trains every row of the study over the recipe's seeds; the table, its verdict and `final/`."""
+    """Final-trains every row of the study over the recipe's seeds; the table, its verdict and `final/`.
+
+    With `search.selection: pareto` the searched rows are `final.front_points` points of the final front
+    (`lqsearch.run.front`), each with its iso-cost row, and the verdict is `verdict.front_verdict`."""
     pareto = recipe.search.selection == "pareto"
     if pareto:  # K points spread along the final front, the one of best search fitness first
         searched, labels = front.study_order(front.front_points(tuner.trial_records(), recipe.final.front_points,
