@@ -36,7 +36,9 @@ single winner to judge: `front_verdict` gives one sentence per point, cheapest
 first, comparing it with the most accurate uniform row (kind "uniform": the
 baselines and the iso-cost rows) within the band of ITS FLOPs, in the same words
 as the main verdict; Holm's correction runs over those K comparisons (the tested
-ones), the family the verdict draws its conclusions from.
+ones), the family the verdict draws its conclusions from. Equal cost is FLOPs
+there too, whatever cost the search's objectives weighed (the iso-cost rows are
+built at FLOPs).
 """
 from __future__ import annotations
 
