@@ -22,7 +22,7 @@ def _cli(*args, cwd, timeout=300):
 def test_the_papers_and_cpu_recipes_are_shipped():
     assert {"quickstart", "vgg_small_cifar10_width", "resnet18_imagenet_width", "mobilenet_m1_imagenet_groups",
             "mobilenet_m2_imagenet_groups", "mobilenet_m3_imagenet_groups", "fashion_mnist_width_cpu",
-            "fashion_mnist_groups_cpu"} <= set(SHIPPED)
+            "fashion_mnist_groups_cpu", "fashion_mnist_pareto_cpu"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -62,10 +62,14 @@ def test_every_recipe_smoke_runs(name, tmp_path):
     on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
     assert on_disk["final"]["test_accuracy"] == results["final"]["test_accuracy"]
     for path in ("recipe.yaml", "report.md", "plots/study.png", "plots/accuracy_vs_flops.png", "plots/layers.png",
-                 "plots/fitness.png", "final/weights.h5"):
+                 "plots/fitness.png", "plots/front_by_generation.png", "final/weights.h5"):
         assert (tmp_path / "run" / path).exists(), path
     kinds = [row["kind"] for row in results["study"]]
-    assert kinds[0] == "searched" and kinds.count("searched") == recipe.final.top_n
+    if recipe.search.selection == "pareto":  # up to K points of the front, each with its iso-cost row
+        assert kinds[0] == "searched" and 1 <= kinds.count("searched") <= recipe.final.front_points
+        assert all(row["label"].startswith("Front ") for row in results["study"] if row["kind"] == "searched")
+    else:
+        assert kinds[0] == "searched" and kinds.count("searched") == recipe.final.top_n
     assert ("random" in kinds) == recipe.final.random_search and ("float" in kinds) == recipe.final.float_twin
     assert all(len(row["test_accuracy"]) == recipe.final.seeds for row in results["study"])
     if recipe.publish.name:

@@ -198,9 +198,9 @@ def test_write_report_vgg_full(tmp_path, vgg):
         row["flops_ratio_to_winner"] = row["flops"] / best["flops"]
     paths = report.write_report(tmp_path, results, space=vgg)
 
-    assert set(paths) == {"report", "study", "accuracy_vs_flops", "layers", "fitness"}
+    assert set(paths) == {"report", "study", "accuracy_vs_flops", "layers", "fitness", "front_by_generation"}
     assert paths["report"] == tmp_path / "report.md"
-    for key in ("study", "accuracy_vs_flops", "layers", "fitness"):
+    for key in ("study", "accuracy_vs_flops", "layers", "fitness", "front_by_generation"):
         assert paths[key] == tmp_path / "plots" / f"{key}.png"
         _assert_valid_png(paths[key])
     _assert_no_temp_files(tmp_path)
@@ -240,7 +240,7 @@ def test_write_report_vgg_full(tmp_path, vgg):
     assert "| 1.004 |" in study and "| 1.000 |" in study
     assert "[final](final)" in text
     assert "- 04: OOM | out of memory" in text
-    for key in ("study", "accuracy_vs_flops", "layers", "fitness"):
+    for key in ("study", "accuracy_vs_flops", "layers", "fitness", "front_by_generation"):
         assert f"(plots/{key}.png)" in text
 
 

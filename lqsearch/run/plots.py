@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
+from matplotlib import cm
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
@@ -16,7 +17,8 @@ from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 from lqsearch.io import atomic_write_bytes
 from lqsearch.run import results_view as view
 
-__all__ = ["plot_accuracy_vs_flops", "plot_layers", "plot_fitness", "plot_study", "save_png", "Figure"]
+__all__ = ["plot_accuracy_vs_flops", "plot_layers", "plot_fitness", "plot_front_by_generation", "plot_study",
+           "save_png", "Figure"]
 
 KIND_COLORS = {"searched": "tab:green", "uniform": "tab:gray", "baseline": "tab:purple", "random": "tab:orange",
                "float": "tab:blue"}
@@ -154,6 +156,36 @@ def plot_fitness(results: Mapping[str, Any]) -> Figure:
     return figure
 
 
+#: How a cost metric is drawn: (axis label, divisor).
+_COST_AXES = {"flops": ("FLOPs (M)", 1e6), "memory_bits": ("memory (KiB)", 8 * 1024), "latency_s": ("LCE latency (ms)",
+                                                                                                   1e-3)}
+
+
+def plot_front_by_generation(results: Mapping[str, Any]) -> Figure:
+    """The search's front after every generation: one step line per generation, the non-dominated set of the
+    trials completed up to it (search-val accuracy against the run's cost objective, FLOPs by default)."""
+    figure = _new_figure()
+    axes = figure.add_subplot()
+    cost = view.cost_of(results)
+    label, divisor = _COST_AXES.get(cost, (cost, 1.0))
+    curve = view.front_by_generation(results.get("trials", []), cost)
+    colors = cm.viridis([i / max(len(curve) - 1, 1) for i in range(len(curve))])
+    for (generation, front), color in zip(curve, colors):
+        axes.step([t[cost] / divisor for t in front], [t["accuracy"] for t in front], where="post", color=color,
+                  marker="o", markersize=3, linewidth=1.5 if generation == curve[-1][0] else 1,
+                  label=f"after generation {generation} ({len(front)} points)")
+    if curve:
+        axes.legend(fontsize=8, loc="best")
+        values = [t[cost] for _, front in curve for t in front]
+        if max(values) / max(min(values), 1e-12) > 20:
+            _log_x(axes)
+    else:
+        axes.text(0.5, 0.5, "no completed trial yet", ha="center", transform=axes.transAxes)
+    axes.set_xlabel(label)
+    axes.set_ylabel("search-val top-1 (%)")
+    axes.set_title("Search: the front after every generation")
+    axes.grid(True, alpha=0.3)
+    return figure
 
 
 def plot_study(results: Mapping[str, Any]) -> Figure:

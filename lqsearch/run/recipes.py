@@ -75,7 +75,11 @@ class FinalSettings(Config):
 
     Attributes:
         epochs: epochs of every final training (replaces `training.epochs`).
-        top_n: how many of the search's best genomes are final-trained.
+        top_n: how many of the search's best genomes are final-trained (`search.selection: fitness`).
+        front_points: with `search.selection: pareto`, how many points of the final front are
+            final-trained (K, default 3), spread evenly by cost rank along the front with both ends
+            always in (`lqsearch.run.front`); each gets an iso-cost uniform row, and the verdict
+            compares each with the uniform row at its cost. Ignored with `selection: fitness`.
         training: the schedule (a `TrainingConfig`, usually a paper preset).
         seeds: trainings per row, seeds `search.seed`, `search.seed + 1`, ...
         random_search: add the best of a random search with the same budget.
@@ -86,6 +90,7 @@ class FinalSettings(Config):
 
     epochs: int = Field(2, ge=0)
     top_n: int = Field(1, ge=1)
+    front_points: int = Field(3, ge=2, le=16)
     training: TrainingConfig = PRESETS["cpu"]
     seeds: int = Field(1, ge=1)
     random_search: bool = False

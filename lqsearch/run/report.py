@@ -9,6 +9,9 @@ runner and writes, atomically, into `run_dir`:
     plots/accuracy_vs_flops.png  search-val accuracy of the trials, Pareto front, baselines' FLOPs
     plots/layers.png             channels (width spaces) or groups (group spaces) per layer
     plots/fitness.png            fitness per generation: every trial, the median, the best so far
+    plots/front_by_generation.png  the search's front after every generation: one step line per
+                                 generation, the non-dominated set (search-val accuracy, min cost: the
+                                 Pareto objectives' cost, FLOPs by default) of the trials completed up to it
 
 It depends on `results` only (no training), so `lqsearch recipe report RUN_DIR`
 rebuilds the same files from a finished or interrupted run.
@@ -34,6 +37,7 @@ PLOT_FILES = {
     "accuracy_vs_flops": "plots/accuracy_vs_flops.png",
     "layers": "plots/layers.png",
     "fitness": "plots/fitness.png",
+    "front_by_generation": "plots/front_by_generation.png",
 }
 
 
@@ -55,7 +59,9 @@ def _header_lines(results: Mapping[str, Any], space) -> List[str]:
             ["FLOPs ceiling (M)", "none" if ceiling is None else view.mflops(ceiling)],
             ["Reference FLOPs (M, uniform 1x)", view.mflops(results.get("reference_flops"))],
             ["Trials", f"{len(trials)}: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in statuses)],
-        ] + ([["Stop reason", results["stop_reason"]]] if results.get("stop_reason") else [])),
+        ] + ([["Selection", f"pareto (NSGA-II over {', '.join(results.get('objectives') or ())})"]]
+             if results.get("selection") == "pareto" else [])
+          + ([["Stop reason", results["stop_reason"]]] if results.get("stop_reason") else [])),
         "",
         f"Genomes are listed in gene order: {', '.join(space.genes.names)}.",
     ]
@@ -151,10 +157,13 @@ def _study_lines(results: Mapping[str, Any], space) -> List[str]:
         body.append(cells)
     lines += view.table(header, body)
     if results.get("study_verdict"):
-        lines += ["", f"**Verdict:** {results['study_verdict']}"]
+        what = " (each front point against the uniform row at its cost)" * (results.get("selection") == "pareto")
+        lines += ["", f"**Verdict{what}:** {results['study_verdict']}"]
     comparisons = results.get("study_comparisons") or []
     if comparisons:
-        lines += ["", "Every comparison (paired t-test where the seeds pair, else Welch's; Holm-adjusted p over the "
+        whose = (f"Every comparison of the winner, {rows[0]['label']} (the front point of best search fitness), "
+                 if results.get("selection") == "pareto" else "Every comparison ")
+        lines += ["", whose + "(paired t-test where the seeds pair, else Welch's; Holm-adjusted p over the "
                   "binary rows; significance 0.05; detectable differences at 80% power):", ""]
         lines += [f"- {c}" for c in comparisons]
     final = results.get("final")
@@ -174,7 +183,8 @@ def _failure_lines(results: Mapping[str, Any], limit: int = 10) -> List[str]:
 
 def _plot_lines() -> List[str]:
     titles = {"study": "Study: test accuracy vs FLOPs", "accuracy_vs_flops": "Search: search-val accuracy vs FLOPs",
-              "layers": "Channels or groups per layer", "fitness": "Fitness per generation"}
+              "layers": "Channels or groups per layer", "fitness": "Fitness per generation",
+              "front_by_generation": "Search: the front after every generation"}
     lines = ["", "## Plots", ""]
     for key, path in PLOT_FILES.items():
         lines += [f"### {titles[key]}", "", f"![{titles[key]}]({path})", ""]
@@ -198,7 +208,8 @@ def write_report(run_dir: os.PathLike, results: Mapping[str, Any], *, space=None
         space: the run's `lqsearch.spaces.SearchSpace`; rebuilt from `results["space"]` if None.
 
     Returns:
-        `{"report": path, "study": path, "accuracy_vs_flops": path, "layers": path, "fitness": path}`.
+        `{"report": path, "study": path, "accuracy_vs_flops": path, "layers": path, "fitness": path,
+        "front_by_generation": path}`.
 
     Raises:
         ValueError: if a genome in `results` is not valid in the space.
@@ -211,6 +222,7 @@ def write_report(run_dir: os.PathLike, results: Mapping[str, Any], *, space=None
         "accuracy_vs_flops": plots.plot_accuracy_vs_flops(results, space),
         "layers": plots.plot_layers(results, space),
         "fitness": plots.plot_fitness(results),
+        "front_by_generation": plots.plot_front_by_generation(results),
     }
     text = render_markdown(results, space)
     written = {key: plots.save_png(figure, run_dir / PLOT_FILES[key]) for key, figure in figures.items()}

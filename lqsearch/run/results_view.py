@@ -11,12 +11,37 @@ import numpy as np
 
 from lqsearch.search.pareto import pareto_front
 
-__all__ = ["best_per_generation", "median_per_generation", "completed", "ranked", "plottable", "pareto_trials",
+__all__ = ["front_by_generation", "cost_of",
+           "best_per_generation", "median_per_generation", "completed", "ranked", "plottable", "pareto_trials",
            "table", "number", "mflops", "ratio", "kib", "genome_text", "one_line", "MISSING", "STATUSES", "TOP_K"]
 
 STATUSES = ("COMPLETED", "FAILED", "INVALID")
 TOP_K = 5
 MISSING = "n/a"
+
+
+def cost_of(results: Mapping[str, Any]) -> str:
+    """The cost metric a run's front is drawn on: its Pareto objectives' cost (`results["objectives"]`), else flops."""
+    objectives = results.get("objectives") or ()
+    return str(objectives[1]) if len(objectives) > 1 else "flops"
+
+
+def front_by_generation(trials: Iterable[Mapping[str, Any]], cost: str = "flops"
+                        ) -> List[Tuple[int, List[Mapping[str, Any]]]]:
+    """[(generation g, the front of the COMPLETED trials of generations <= g)], by generation.
+
+    The front is the non-dominated set on (accuracy max, `cost` min), sorted by cost (`pareto_front`).
+    Trials without a generation, an accuracy or the cost are left out; generations without a
+    completed trial too.
+    """
+    usable = [t for t in trials if t.get("status") == "COMPLETED" and t.get("generation") is not None
+              and t.get("accuracy") is not None and t.get(cost) is not None]
+    curve = []
+    for generation in sorted({int(t["generation"]) for t in usable}):
+        so_far = {str(t["trial_id"]): t for t in usable if int(t["generation"]) <= generation}
+        keys = pareto_front((key, t["accuracy"], t[cost]) for key, t in so_far.items())
+        curve.append((generation, [so_far[key] for key in keys]))
+    return curve
 
 
 def median_per_generation(trials: Iterable[Mapping[str, Any]]) -> List[Tuple[int, float]]:

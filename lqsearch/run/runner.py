@@ -29,7 +29,7 @@ import keras_tuner as kt
 from lqsearch import io, training
 from lqsearch.data import load_dataset
 from lqsearch.deploy import artifact, registry
-from lqsearch.run import recipes, study, verdict
+from lqsearch.run import front, recipes, study, verdict
 from lqsearch.run import workers as workers_module
 from lqsearch.run.progress import Progress, clock
 from lqsearch.run.report import write_report
@@ -157,6 +157,8 @@ def write_results(out_dir: Path, recipe: recipes.Recipe, tuner, baselines, outco
         "quantizer": tuner.quantizer,
         "dataset": recipe.dataset,
         "objective": "fitness",
+        "selection": recipe.search.selection,
+        "objectives": list(recipe.search.objectives),
         "lambda": recipe.search.lam,
         "cost_metric": recipe.search.cost_metric,
         "max_flops": recipe.search.max_flops,
@@ -205,12 +207,22 @@ def run_random_search(recipe: recipes.Recipe, space, dataset, out_dir: Path, bud
 
 def run_study(recipe: recipes.Recipe, tuner, dataset, out_dir: Path, random_best, progress: Progress,
               verbose: int) -> Dict[str, Any]:
-    """Final-trains every row of the study over the recipe's seeds; the table, its verdict and `final/`."""
-    completed = sorted((t for t in tuner.trial_records() if t["status"] == "COMPLETED"), key=lambda t: -t["fitness"])
-    rows = study.entries(tuner.space, searched=completed[: recipe.final.top_n], baselines=recipe.search.baselines,
+    """Final-trains every row of the study over the recipe's seeds; the table, its verdict and `final/`.
+
+    With `search.selection: pareto` the searched rows are `final.front_points` points of the final front
+    (`lqsearch.run.front`), each with its iso-cost row, and the verdict is `verdict.front_verdict`."""
+    pareto = recipe.search.selection == "pareto"
+    if pareto:  # K points spread along the final front, the one of best search fitness first
+        searched, labels = front.study_order(front.front_points(tuner.trial_records(), recipe.final.front_points,
+                                                                recipe.search.objectives[1]))
+    else:
+        searched = sorted((t for t in tuner.trial_records() if t["status"] == "COMPLETED"),
+                          key=lambda t: -t["fitness"])[: recipe.final.top_n]
+        labels = None
+    rows = study.entries(tuner.space, searched=searched, baselines=recipe.search.baselines,
                          quantizer=tuner.quantizer, random_best=random_best, float_twin=recipe.final.float_twin,
                          input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-                         max_flops=recipe.search.max_flops)
+                         max_flops=recipe.search.max_flops, front_labels=labels)
     config = recipe.final.config()
     seeds = [recipe.search.seed + i for i in range(recipe.final.seeds)]
     progress.say(f"Study: {len(rows)} architectures x {len(seeds)} seeds, {config.epochs} epochs each, on the full "
@@ -221,11 +233,12 @@ def run_study(recipe: recipes.Recipe, tuner, dataset, out_dir: Path, random_best
     winner = next((row for row in table if row["kind"] == "searched"), None)
     if winner is not None:
         _publishable_copy(out_dir / winner["model_dirs"][0], out_dir / FINAL_DIR)
-        final = {"genome": winner["genome"], "model_dir": FINAL_DIR, "trial_id": completed[0]["trial_id"],
+        final = {"genome": winner["genome"], "model_dir": FINAL_DIR, "trial_id": searched[0]["trial_id"],
                  "test_accuracy": winner["test_accuracy"][0], "test_accuracy_mean": winner["test_accuracy_mean"],
                  "test_top5": (winner.get("test_top5") or [None])[0], "seeds": seeds}
     band = recipe.final.band
-    return {"study": table, "study_verdict": verdict.main_verdict(table, band=band),
+    judged = verdict.front_verdict(table, band=band) if pareto else verdict.main_verdict(table, band=band)
+    return {"study": table, "study_verdict": judged,
             "study_comparisons": [c["sentence"] for c in verdict.comparisons(table, band=band)], "final": final}
 
 

@@ -17,6 +17,11 @@ the test set. The study builds that table:
   multiplier for every layer whose FLOPs match the winner's; in a group space, the
   uniform group counts just at or below and just above the winner's FLOPs.
 
+A Pareto search (`search.selection: pareto`) puts K points of its final front in the
+searched rows (`final.front_points`, chosen by `lqsearch.run.front`), labelled
+"Front i/K", and EVERY point gets its iso-cost rows, named after it ("Uniform at
+Front 2/3's FLOPs").
+
 Every table row carries its FLOPs ratio to the winner (`flops_ratio_to_winner`).
 Each row trains `final.seeds` times (seeds search.seed, search.seed + 1, ...).
 A training is saved in `study/<row key>/` as soon as it ends, so a run killed at
@@ -87,7 +92,7 @@ def _uniform_label(space, value) -> str:
 def entries(space, *, searched: Sequence[Mapping[str, Any]], baselines: Sequence[Any], quantizer: str,
             random_best: Optional[Mapping[str, Any]] = None, float_twin: bool = False,
             input_shape: Optional[Sequence[int]] = None, num_classes: Optional[int] = None,
-            max_flops: Optional[float] = None) -> List[StudyEntry]:
+            max_flops: Optional[float] = None, front_labels: Optional[Sequence[str]] = None) -> List[StudyEntry]:
     """The rows of the study, searched first (the first one is the search's winner).
 
     With `input_shape`, iso-cost rows follow the baselines, their FLOPs counted as the search counts them
@@ -115,12 +120,20 @@ def entries(space, *, searched: Sequence[Mapping[str, Any]], baselines: Sequence
         input_shape: HxWxC the rows are trained on; None leaves out the iso-cost rows.
         num_classes: classifier outputs (default: the space's).
         max_flops: the search's FLOPs ceiling, if any (bounds the group rows).
+        front_labels: for a Pareto search, one label per `searched` record (its front points, winner
+            first): the searched rows take these labels and each gets its own iso-cost rows, labelled
+            after it; a row already in the table (same genome and multiplier) is not added twice.
 
     Returns:
         The `StudyEntry` list: searched, uniform and baseline rows, iso-cost rows, random search, float twin.
     """
-    rows = [StudyEntry("Searched" if rank == 0 else f"Searched #{rank + 1}", "searched",
-                       space.genome(record["genome"]), quantizer) for rank, record in enumerate(searched)]
+    labels = list(front_labels) if front_labels is not None else [
+        "Searched" if rank == 0 else f"Searched #{rank + 1}" for rank in range(len(searched))]
+    if len(labels) != len(searched):
+        raise ValueError(f"front_labels gives {len(labels)} labels for {len(searched)} searched records; "
+                         "give one each.")
+    rows = [StudyEntry(label, "searched", space.genome(record["genome"]), quantizer)
+            for label, record in zip(labels, searched)]
     for value in baselines:
         if isinstance(value, (list, dict)):
             genome = space.genome(value)
@@ -135,7 +148,13 @@ def entries(space, *, searched: Sequence[Mapping[str, Any]], baselines: Sequence
         def flops_of(builder, genome) -> float:
             return float(builder.cost(genome, **arguments).flops)
 
-        rows += _iso_cost_rows(space, rows, flops_of, max_flops)
+        if front_labels is None:
+            rows += _iso_cost_rows(space, rows, flops_of, max_flops)
+        else:
+            searched_rows = [row for row in rows if row.kind == "searched"]
+            for point in sorted(searched_rows, key=lambda row: flops_of(space, row.genome)):  # cheapest first
+                rows += _iso_cost_rows(space, rows, flops_of, max_flops, point=point,
+                                       where=f"{point.label}'s FLOPs")
     if random_best is not None:
         rows.append(StudyEntry("Random search", "random", space.genome(random_best["genome"]), quantizer))
     if float_twin:
@@ -143,9 +162,12 @@ def entries(space, *, searched: Sequence[Mapping[str, Any]], baselines: Sequence
     return rows
 
 
-def _iso_cost_rows(space, rows: Sequence[StudyEntry], flops_of: Callable, max_flops: Optional[float]) -> list:
-    """The iso-cost rows of `entries` (see there), given the rows so far (the winner first)."""
-    winner, quantizer = rows[0].genome, rows[0].quantizer
+def _iso_cost_rows(space, rows: Sequence[StudyEntry], flops_of: Callable, max_flops: Optional[float],
+                   point: Optional[StudyEntry] = None, where: str = "the searched FLOPs") -> list:
+    """The iso-cost rows of `entries` (see there), given the rows so far (the winner first), at the FLOPs of
+    `point` (default: the winner), labelled "Uniform at `where`"."""
+    point = rows[0] if point is None else point
+    winner, quantizer = point.genome, point.quantizer
     target = flops_of(space, winner)
     present = [(row.genome, row.multiplier) for row in rows]
     if all(gene.kind == "width" for gene in space.genes):
@@ -154,8 +176,9 @@ def _iso_cost_rows(space, rows: Sequence[StudyEntry], flops_of: Callable, max_fl
         multiplier = _iso_cost_multiplier(space, target, lambda m: flops_of(_scaled(space, m), space.uniform(1)))
         on_grid = [v for v in next(iter(space.genes)).values if all(v in gene.values for gene in space.genes)
                    and math.isclose(v, multiplier)]
-        entry = (StudyEntry(ISO_COST_LABEL, "uniform", space.uniform(on_grid[0]), quantizer) if on_grid
-                 else StudyEntry(ISO_COST_LABEL, "uniform", space.uniform(1), quantizer, multiplier))
+        label = f"Uniform at {where}"
+        entry = (StudyEntry(label, "uniform", space.uniform(on_grid[0]), quantizer) if on_grid
+                 else StudyEntry(label, "uniform", space.uniform(1), quantizer, multiplier))
         return [] if (entry.genome, entry.multiplier) in present else [entry]
     uniforms: Dict[str, Any] = {}
     for value in sorted({v for gene in space.genes for v in gene.values}):
@@ -166,9 +189,9 @@ def _iso_cost_rows(space, rows: Sequence[StudyEntry], flops_of: Callable, max_fl
     below = max((item for item in scored if item[0] <= target), key=lambda item: item[0], default=None)
     above = min((item for item in scored if item[0] > target), key=lambda item: item[0], default=None)
     added = []
-    for item, where in ((below, "nearest at or below"), (above, "nearest above")):
+    for item, side in ((below, "nearest at or below"), (above, "nearest above")):
         if item is not None and (item[2], None) not in present:
-            added.append(StudyEntry(f"{_uniform_label(space, item[1])} ({where} the searched FLOPs)", "uniform",
+            added.append(StudyEntry(f"{_uniform_label(space, item[1])} ({side} {where})", "uniform",
                                     item[2], quantizer))
     return added
 

@@ -30,6 +30,15 @@ searched row, chosen by search fitness, never by test accuracy) with the most
 accurate binary row within the band; then says whether the winner is dominated
 (a row at fewer FLOPs, outside the band, that is significantly more accurate);
 then compares it with the most accurate costlier row.
+
+A Pareto search's study has K front points (searched rows "Front i/K") and no
+single winner to judge: `front_verdict` gives one sentence per point, cheapest
+first, comparing it with the most accurate uniform row (kind "uniform": the
+baselines and the iso-cost rows) within the band of ITS FLOPs, in the same words
+as the main verdict; Holm's correction runs over those K comparisons (the tested
+ones), the family the verdict draws its conclusions from. Equal cost is FLOPs
+there too, whatever cost the search's objectives weighed (the iso-cost rows are
+built at FLOPs).
 """
 from __future__ import annotations
 
@@ -39,7 +48,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 from scipy import optimize, stats
 
-__all__ = ["compare", "comparisons", "main_verdict", "holm", "detectable_difference", "SIGNIFICANCE", "POWER",
+__all__ = ["compare", "comparisons", "main_verdict", "front_comparisons", "front_verdict",
+           "holm", "detectable_difference", "SIGNIFICANCE", "POWER",
            "BAND"]
 
 SIGNIFICANCE = 0.05
@@ -287,3 +297,46 @@ def _dominance(label: str, cheaper: Sequence[int], results: Mapping[int, Mapping
 def _best_searched(rows: Sequence[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
     """The first searched row: the search's own winner (chosen by search fitness, never by test accuracy)."""
     return next((r for r in rows if r["kind"] == "searched"), None)
+
+
+def front_comparisons(rows: Sequence[Mapping[str, Any]], *, band: float = BAND) -> List[Dict[str, Any]]:
+    """Each front point (searched row) against the uniform row at its cost, Holm-corrected over the points.
+
+    Arguments:
+        rows: the study table of a Pareto search (its searched rows are the front points).
+        band: relative FLOPs band of equal cost around each point's FLOPs.
+
+    Returns:
+        One result per searched row, fewest FLOPs first: a `compare`-like result against the most accurate
+        uniform row within the band (`p_adjusted`: Holm's over the tested comparisons of the points), or,
+        when no uniform row is within the band, {"label", "other": None, "outcome": "no comparison",
+        "sentence"}.
+    """
+    points = sorted((r for r in rows if r["kind"] == "searched"), key=lambda r: r["flops"])
+    uniforms = [r for r in rows if r["kind"] == "uniform"]
+    raws: List[Optional[Dict[str, Any]]] = []
+    for point in points:
+        in_band = [u for u in uniforms if abs(u["flops"] / point["flops"] - 1) <= band + 1e-9]
+        other = max(in_band, key=lambda u: float(np.mean(u["test_accuracy"])), default=None)
+        raws.append(_raw(point, other, band) if other is not None else None)
+    family = [i for i, raw in enumerate(raws) if raw is not None and raw["p_value"] is not None]
+    adjusted = dict(zip(family, holm([raws[i]["p_value"] for i in family])))
+    results = []
+    for i, (point, raw) in enumerate(zip(points, raws)):
+        if raw is None:
+            results.append({"label": point["label"], "other": None, "outcome": "no comparison",
+                            "sentence": f"No uniform row is within ±{band:.0%} of {point['label']}'s FLOPs: "
+                                        "no comparison at equal cost."})
+        else:
+            results.append(_worded(raw, adjusted.get(i), len(family)))
+    return results
+
+
+def front_verdict(rows: Sequence[Mapping[str, Any]], *, band: float = BAND) -> Optional[str]:
+    """The verdict of a Pareto search: one sentence per front point, fewest FLOPs first (`front_comparisons`).
+
+    Returns:
+        The sentences joined, or None without a searched row.
+    """
+    sentences = [result["sentence"] for result in front_comparisons(rows, band=band)]
+    return " ".join(sentences) if sentences else None
