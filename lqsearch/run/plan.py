@@ -267,10 +267,18 @@ def _disk(recipe, stages, params, sizes) -> Dict[str, int]:
             recipe.search.keep_candidates * weights["reference"]
     study = next(stage for stage in stages if stage["name"] == "study")
     disk["study models (+ one checkpoint in flight)"] = (study["trainings"] + 3) * weights["reference"]
-    if sizes["imagenet_format"]:
-        disk["ImageNet search subsets (encoded shards)"] = \
-            (sizes["num_search_train"] + sizes["num_search_val"]) * IMAGENET_JPEG_BYTES
+    if sizes["imagenet_format"]:  # search_val is stored; search_train only when it is a per-class subset
+        stored = sizes["num_search_val"] + (sizes["num_search_train"] if recipe.data.search_train_per_class else 0)
+        disk["ImageNet search subsets (encoded shards)"] = stored * IMAGENET_JPEG_BYTES
+    if recipe.evaluation.mode == "oneshot" and recipe.evaluation.recalibration_batches:
+        disk["recalibration batches (float32)"] = _recalibration_bytes(recipe, sizes)
     return disk
+
+
+def _recalibration_bytes(recipe, sizes) -> int:
+    """The one-shot evaluator's recalibration batches: drawn once, saved and held as float32 images."""
+    height, width, channels = sizes["input_shape"]
+    return recipe.evaluation.recalibration_batches * recipe.data.batch_size * height * width * channels * 4
 
 
 def _ram(recipe, sizes, params, timing) -> Dict[str, int]:
@@ -282,6 +290,9 @@ def _ram(recipe, sizes, params, timing) -> Dict[str, int]:
         ram["images in memory (uint8)"] = images * height * width * channels
     else:
         ram["shuffle buffers (encoded JPEGs)"] = 10_000 * IMAGENET_JPEG_BYTES
+    if recipe.evaluation.mode == "oneshot" and recipe.evaluation.recalibration_batches:
+        ram["recalibration batches (float32, held for the search)"] = _recalibration_bytes(recipe, sizes)
+    ram["prefetched batches (float32, ~2 in flight)"] = 2 * recipe.data.batch_size * height * width * channels * 4
     ram["largest model (weights, gradients, optimizer slots)"] = 4 * 4 * params["costliest"]
     if timing is not None and timing.activation_bytes:
         ram["activations at the recipe's batch (probe's growth, scaled)"] = int(timing.activation_bytes)
