@@ -238,7 +238,8 @@ def rss_of(mode, dataset, run_dir, sizes):
         space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
         bound = space.bind(input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer="dorefa")
         config = EvaluationConfig(mode="scratch", epochs=1,
-                                  training=preset("shen_imagenet", steps_per_epoch=1, batch_size=SHEN_BATCH))
+                                  training=preset("shen_imagenet", schedule="cosine", steps_per_epoch=1,
+                                                         batch_size=SHEN_BATCH))
         evaluator = make_evaluator(bound, dataset, config, run_dir=run_dir)
     evaluator.prepare()
     first, last = sizes.rss_at

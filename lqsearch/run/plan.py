@@ -61,8 +61,18 @@ RUNTIME_BYTES = 750 * 2**20
 #: TensorBoard logs, the data pipeline's set-up, the evaluation's compile): the quickstart's median trained
 #: candidate took 16.6 s (2 cores, 2026-12-01) where the probe projects about 10 s (2026-12-02).
 TRIAL_OVERHEAD_S = 6.0
+#: Wall-clock seconds of a run per CPU second the probe measures for the same work. The probe times CPU seconds
+#: of this process (`time.process_time`), not wall time, so that its figures do not depend on what else runs
+#: on the machine while it probes (wall-clock probes on 2 shared cores moved a projection by 2x with the load);
+#: a run's wall clock is its CPU time over the cores it keeps busy, below 1 for these small models (Python,
+#: Keras and tf.data overheads between small ops): measured on the quickstart (2 cores), 543 s wall for
+#: 405 s CPU.
+WALL_PER_CPU_SECOND = 1.0
 #: Random genomes averaged for the candidates' mean step time.
 SAMPLED_GENOMES = 200
+#: The probe's largest batch: the recipe's batch up to this (a small model's step has a fixed cost that a
+#: smaller probe batch, scaled up linearly, would count again per image).
+PROBE_BATCH = 256
 #: The probe keeps one step under about this many MACs (its batch shrinks; times are scaled back up).
 PROBE_MACS_PER_STEP = 1e10
 
@@ -161,15 +171,15 @@ def _stages(recipe, space, cost_of, sizes, timing) -> List[Dict[str, Any]]:
     if final.random_search:
         stages.append({**per_candidate, **_scaled(per_candidate, search.trials), "name": "random search",
                        "what": f"{search.trials} random genomes, same evaluation"})
-    rows = final.top_n + len(search.baselines) + int(final.random_search) + int(final.float_twin)
-    rows += 1 if all(g.kind == "width" for g in space.genes) else 2  # iso-cost rows (groups: up to 2)
+    row_macs = _study_macs(recipe, space, cost_of, candidate_macs)
+    rows = len(row_macs)
     config = final.config()
     steps = config.epochs * _steps(sizes["num_train"], config.batch_size, config.steps_per_epoch)
     test_batches = math.ceil(sizes["num_test"] / eval_batch)
     trainings = rows * final.seeds
     seconds = None
     if timing:
-        seconds = (trainings * timing.training(candidate_macs, steps, config.batch_size, test_batches)
+        seconds = (final.seeds * sum(timing.training(macs, steps, config.batch_size, test_batches) for macs in row_macs)
                    + rows * LCE_SECONDS_PER_ROW)
     stages.append(_stage("study", f"{rows} rows x {final.seeds} seeds, final-trained on train, tested",
                          trainings, trainings, config.epochs, trainings * steps * config.batch_size,
@@ -203,8 +213,32 @@ def _candidate(recipe, sizes, timing, candidate_macs, val_batches) -> Dict[str, 
     return _stage("", "", 1, 1, config.epochs, steps * config.batch_size, steps, seconds)
 
 
-def _mean_candidate_macs(space, cost_of, max_flops) -> float:
-    """Mean MACs of random genomes under the ceiling (the first population; later ones breed from them)."""
+def _study_macs(recipe, space, cost_of, candidate_macs) -> List[float]:
+    """MACs of each study row: the baselines' own; the searched, random-search, iso-cost and float rows at a winner's.
+
+    A winner's cost is guessed from the fitness: with Shen et al.'s FLOPs penalty (`lambda`) the winners sit
+    near the unexpanded network (the quickstart's and the width recipe's did, while a random genome of a width
+    space costs several times more); with a ceiling and accuracy alone (Phan et al.) they sit at the ceiling.
+    """
+    search, final = recipe.search, recipe.final
+    if search.lam is not None:
+        winner = _macs(cost_of(space.reference_genome()))
+    elif search.max_flops is not None:
+        winner = _mean_candidate_macs(space, cost_of, search.max_flops, top=0.2)
+    else:
+        winner = candidate_macs
+    iso = 1 if all(gene.kind == "width" for gene in space.genes) else 2  # iso-cost rows (groups: up to 2)
+    winners = final.top_n + int(final.random_search) + int(final.float_twin) + iso
+    baselines = [space.uniform(value) if isinstance(value, (int, float)) else space.genome(value)
+                 for value in search.baselines]  # a multiplier, or a whole genome
+    return [winner] * winners + [_macs(cost_of(genome)) for genome in baselines]
+
+
+def _mean_candidate_macs(space, cost_of, max_flops, top: float = 1.0) -> float:
+    """Mean MACs of random genomes under the ceiling (the first population; later ones breed from them).
+
+    `top` < 1 averages the costliest share of them only (winners under a ceiling sit near it).
+    """
     rng = random.Random(0)
     values = []
     for _ in range(SAMPLED_GENOMES * 5):  # bounded: a tight ceiling rejects most draws
@@ -214,7 +248,10 @@ def _mean_candidate_macs(space, cost_of, max_flops) -> float:
             values.append(_macs(cost))
         if len(values) == SAMPLED_GENOMES:
             break
-    return float(np.mean(values)) if values else _macs(cost_of(space.cheapest()))
+    if not values:
+        return _macs(cost_of(space.cheapest()))
+    values.sort()
+    return float(np.mean(values[-max(1, round(top * len(values))):]))  # the costliest `top` share
 
 
 def _disk(recipe, stages, params, sizes) -> Dict[str, int]:
@@ -230,10 +267,18 @@ def _disk(recipe, stages, params, sizes) -> Dict[str, int]:
             recipe.search.keep_candidates * weights["reference"]
     study = next(stage for stage in stages if stage["name"] == "study")
     disk["study models (+ one checkpoint in flight)"] = (study["trainings"] + 3) * weights["reference"]
-    if sizes["imagenet_format"]:
-        disk["ImageNet search subsets (encoded shards)"] = \
-            (sizes["num_search_train"] + sizes["num_search_val"]) * IMAGENET_JPEG_BYTES
+    if sizes["imagenet_format"]:  # search_val is stored; search_train only when it is a per-class subset
+        stored = sizes["num_search_val"] + (sizes["num_search_train"] if recipe.data.search_train_per_class else 0)
+        disk["ImageNet search subsets (encoded shards)"] = stored * IMAGENET_JPEG_BYTES
+    if recipe.evaluation.mode == "oneshot" and recipe.evaluation.recalibration_batches:
+        disk["recalibration batches (float32)"] = _recalibration_bytes(recipe, sizes)
     return disk
+
+
+def _recalibration_bytes(recipe, sizes) -> int:
+    """The one-shot evaluator's recalibration batches: drawn once, saved and held as float32 images."""
+    height, width, channels = sizes["input_shape"]
+    return recipe.evaluation.recalibration_batches * recipe.data.batch_size * height * width * channels * 4
 
 
 def _ram(recipe, sizes, params, timing) -> Dict[str, int]:
@@ -245,6 +290,9 @@ def _ram(recipe, sizes, params, timing) -> Dict[str, int]:
         ram["images in memory (uint8)"] = images * height * width * channels
     else:
         ram["shuffle buffers (encoded JPEGs)"] = 10_000 * IMAGENET_JPEG_BYTES
+    if recipe.evaluation.mode == "oneshot" and recipe.evaluation.recalibration_batches:
+        ram["recalibration batches (float32, held for the search)"] = _recalibration_bytes(recipe, sizes)
+    ram["prefetched batches (float32, ~2 in flight)"] = 2 * recipe.data.batch_size * height * width * channels * 4
     ram["largest model (weights, gradients, optimizer slots)"] = 4 * 4 * params["costliest"]
     if timing is not None and timing.activation_bytes:
         ram["activations at the recipe's batch (probe's growth, scaled)"] = int(timing.activation_bytes)
@@ -259,7 +307,8 @@ class _Probe:
     def __init__(self, space, quantizer, shape, classes, recipe, macs, imagenet_format, dataset=None):
         self.recipe, self.macs, self.shape, self.classes = recipe, macs, shape, classes
         self.bound = space.bind(input_shape=shape, num_classes=classes, quantizer=quantizer)
-        self.batch = int(max(2, min(recipe.data.batch_size, 64, PROBE_MACS_PER_STEP // max(macs["reference"], 1))))
+        self.batch = int(max(2, min(recipe.data.batch_size, PROBE_BATCH,
+                                    PROBE_MACS_PER_STEP // max(macs["reference"], 1))))
         self.points: Dict[float, Dict[str, float]] = {}
         self.activation_bytes = 0.0
         genomes = [("reference", space.reference_genome())]
@@ -275,8 +324,10 @@ class _Probe:
         self.probed = [name for name, _ in genomes]
 
     def _time(self, genome) -> Dict[str, float]:
+        """CPU seconds of `genome`'s first step (build, compile, tracing), a step, and the same for evaluation."""
         rss = _rss()
-        began = time.perf_counter()
+        clock = time.process_time
+        began = clock()
         model = self.bound.build(genome)
         config = training.TrainingConfig(epochs=1, steps_per_epoch=1, batch_size=self.batch)
         training.compile_model(model, config, 1, self.classes)
@@ -284,19 +335,20 @@ class _Probe:
         y = tf.random.uniform((self.batch,), maxval=self.classes, dtype=tf.int32)
         data = tf.data.Dataset.from_tensors((x, y)).repeat()
         model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
-        first = time.perf_counter() - began
-        began = time.perf_counter()
+        first = clock() - began
+        began = clock()
         model.fit(data, epochs=1, steps_per_epoch=self.STEPS, verbose=0)
-        step = (time.perf_counter() - began) / self.STEPS
-        began = time.perf_counter()
+        step = (clock() - began) / self.STEPS
+        began = clock()
         model.evaluate(data, steps=1, verbose=0)
-        eval_first = time.perf_counter() - began
-        began = time.perf_counter()
+        eval_first = clock() - began
+        began = clock()
         model.evaluate(data, steps=self.STEPS, verbose=0)
-        eval_step = (time.perf_counter() - began) / self.STEPS
+        eval_step = (clock() - began) / self.STEPS
         self.activation_bytes = max(self.activation_bytes, (_rss() - rss) * self.recipe.data.batch_size / self.batch)
-        return {"overhead": max(0.0, first - step) + max(0.0, eval_first - eval_step), "step": step,
-                "eval_step": eval_step}
+        return {key: value * WALL_PER_CPU_SECOND for key, value in (
+            ("overhead", max(0.0, first - step) + max(0.0, eval_first - eval_step)), ("step", step),
+            ("eval_step", eval_step))}
 
     def _at(self, macs: float, key: str) -> float:
         """`key` at `macs`: linear between the probed genomes (a line through the origin with one probe)."""
@@ -344,10 +396,10 @@ def _pipeline_seconds(dataset, batch: int, count: int = 8) -> float:
     """Seconds per image of the real training pipeline (augmentation, shuffle), read alone after a warm-up."""
     pipeline = iter(dataset.batched("train", batch).repeat())
     next(pipeline)
-    began = time.perf_counter()
+    began = time.process_time()
     for _ in range(count):
         next(pipeline)
-    return (time.perf_counter() - began) / (count * batch)
+    return WALL_PER_CPU_SECOND * (time.process_time() - began) / (count * batch)
 
 
 def _jpeg_decode_seconds(count: int = 40) -> float:
@@ -355,11 +407,11 @@ def _jpeg_decode_seconds(count: int = 40) -> float:
     image = tf.cast(tf.random.uniform((375, 500, 3), maxval=255), tf.uint8)
     encoded = tf.io.encode_jpeg(image, quality=90)
     window = tf.constant([40, 60, 280, 360])
-    began = time.perf_counter()
+    began = time.process_time()
     for _ in range(count):
         crop = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
         tf.image.resize(crop, (224, 224))
-    return (time.perf_counter() - began) / count
+    return (time.process_time() - began) / count
 
 
 def _rss() -> float:

@@ -31,6 +31,7 @@ References:
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io as _bytes_io
 import json
@@ -41,6 +42,7 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 from pydantic import Field, model_validator
+from tensorflow.python.framework import ops as _tf_ops
 
 from lqsearch import io, training
 from lqsearch.checks import check_int
@@ -179,7 +181,15 @@ class _Evaluator:
         return False
 
     def evaluate(self, genome, *, log_dir=None) -> Tuple[float, Optional[tf.keras.Model]]:
-        """Returns (top-1 accuracy in percent on search-val, the evaluated model or None)."""
+        """Returns (top-1 accuracy in percent on search-val, the evaluated model or None).
+
+        The gradient functions TensorFlow registered for the candidate's graphs are released after it
+        (`_released_custom_gradients`), so that evaluating many candidates in one process does not grow.
+        """
+        with _released_custom_gradients():
+            return self._evaluate(genome, log_dir=log_dir)
+
+    def _evaluate(self, genome, *, log_dir=None) -> Tuple[float, Optional[tf.keras.Model]]:
         raise NotImplementedError
 
     def model_for(self, genome) -> Optional[tf.keras.Model]:
@@ -203,7 +213,7 @@ class _Evaluator:
 class ScratchEvaluator(_Evaluator):
     """Trains every candidate from fresh weights."""
 
-    def evaluate(self, genome, *, log_dir=None):
+    def _evaluate(self, genome, *, log_dir=None):
         seed = self._seeded(genome)
         model = self.build(genome)
         return self._train_and_score(model, self.config.config(), seed, log_dir), model
@@ -232,7 +242,7 @@ class InheritEvaluator(_Evaluator):
         artifact.save(directory, self.widest, card)
         return True
 
-    def evaluate(self, genome, *, log_dir=None):
+    def _evaluate(self, genome, *, log_dir=None):
         seed = self._seeded(genome)
         model = self.build(genome)
         inherit_first_channels(model, self.widest)
@@ -288,7 +298,7 @@ class OneshotEvaluator(_Evaluator):
         io.atomic_write_bytes(path, buffer.getvalue())
         return batches
 
-    def evaluate(self, genome, *, log_dir=None):
+    def _evaluate(self, genome, *, log_dir=None):
         accuracy = self.supernet.evaluate(
             genome,
             self.dataset.search_val,
@@ -303,6 +313,26 @@ class OneshotEvaluator(_Evaluator):
         if self.recalibration:
             recalibrate_batchnorm(model, self.recalibration)
         return model
+
+
+@contextlib.contextmanager
+def _released_custom_gradients():
+    """Unregisters the `tf.custom_gradient` gradient functions registered inside the block, on leaving it.
+
+    In a traced graph, `tf.custom_gradient` (larq's quantizers: about 30 per candidate) registers a
+    gradient function under a new name ("CustomGradient-N") in TensorFlow's global gradient registry
+    and never removes it; each one's closure holds its graph, so every candidate's traced training
+    and layer graphs stayed alive (about 15 MiB per tiny candidate; `clear_session` does not touch
+    the registry). The candidate's gradients are all taken while its step is traced, inside the block.
+    """
+    registry = getattr(getattr(_tf_ops, "_gradient_registry", None), "_registry", None)
+    before = set(registry) if isinstance(registry, dict) else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            for name in [name for name in registry if name not in before and name.startswith("CustomGradient")]:
+                del registry[name]
 
 
 _EVALUATORS: Dict[str, Any] = {"scratch": ScratchEvaluator, "inherit": InheritEvaluator, "oneshot": OneshotEvaluator}
