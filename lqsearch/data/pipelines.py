@@ -23,10 +23,12 @@ take float images in [0, 1]; casting inside the models would change every saved 
 deployed model). Every pipeline states its length.
 """
 import math
+from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
-__all__ = ["build_pipeline", "SplitPipeline", "FAMILIES", "IMAGENET_CROP"]
+__all__ = ["build_pipeline", "SplitPipeline", "FAMILIES", "IMAGENET_CROP", "images_to_float", "exact_uint8"]
 
 FAMILIES = ("cifar", "imagenet", "mnist")
 IMAGENET_CROP = 224
@@ -152,7 +154,31 @@ class SplitPipeline:
 
 def _to_float(images, labels):
     """A batch as the models take it: float32 images in [0, 1], int32 labels."""
-    return tf.cast(images, tf.float32) / 255.0, tf.cast(labels, tf.int32)
+    return images_to_float(images), tf.cast(labels, tf.int32)
+
+
+def images_to_float(images):
+    """uint8 pixels 0..255 as the models take them: float32 in [0, 1]. The one definition of that conversion.
+
+    Every pipeline's last step uses it, and so does whatever keeps images as uint8 and converts
+    them later (the one-shot evaluator's recalibration batches): the same op gives the same bits.
+    """
+    return tf.cast(images, tf.float32) / 255.0
+
+
+def exact_uint8(images) -> Optional[np.ndarray]:
+    """`images` (float32 in [0, 1]) as uint8 pixels if `images_to_float` gives them back bit for bit, else None.
+
+    True of every batch of a uint8 source (what the pipelines yield); a float source, or a value
+    out of [0, 1] or between two pixel levels, gives None (keep the floats then).
+    """
+    images = np.asarray(images)
+    if images.dtype != np.float32:
+        return None
+    with np.errstate(invalid="ignore"):  # NaN: no pixel gives it back, so None below
+        pixels = np.clip(np.rint(images * np.float32(255.0)), 0, 255).astype(np.uint8)
+    restored = np.asarray(images_to_float(pixels))
+    return pixels if np.array_equal(restored.view(np.uint32), images.view(np.uint32)) else None
 
 
 def _options(opts, *, deterministic):

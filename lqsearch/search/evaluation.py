@@ -13,6 +13,9 @@ Three modes (`EvaluationConfig.mode`):
   BatchNorm recalibrated on K training batches drawn ONCE per run directory and
   saved there (`recalibration.npz`; the random search, which shares the
   directory, and a resumed run read them), then search-val accuracy, with no training.
+  The batches are saved and held as uint8 pixels whenever that is exact (a uint8 source:
+  a quarter of float32's bytes) and converted back, one batch at a time, by the pipelines'
+  own `images_to_float`, so the accuracies are those of the float batches, bit for bit.
 
 `prepare()` does the one-off work before the first trial, under a file lock in
 the run directory: in Keras Tuner's distributed mode the first process to take
@@ -37,7 +40,7 @@ import io as _bytes_io
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Literal, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -47,6 +50,7 @@ from tensorflow.python.framework import ops as _tf_ops
 from lqsearch import io, training
 from lqsearch.checks import check_int
 from lqsearch.config import Config, ConfigError
+from lqsearch.data.pipelines import exact_uint8, images_to_float
 from lqsearch.deploy import artifact
 from lqsearch.search.inheritance import inherit_first_channels
 from lqsearch.spaces import BoundSpace
@@ -277,7 +281,9 @@ class OneshotEvaluator(_Evaluator):
 
         They are drawn from a pass of search_train keyed by the run's seed, and saved (atomically, mode
         0644) before any candidate uses them: the search's evaluator, the random search's (same
-        directory) and a resumed run's recalibrate on the same bytes.
+        directory) and a resumed run's recalibrate on the same bytes. Images are kept as uint8 when
+        `exact_uint8` gives them back bit for bit (else float32), also those of a file saved as float32
+        before; `_float_batches` converts them back where they are used. Labels are kept as drawn.
         """
         count = self.config.recalibration_batches
         path = self.run_dir / RECALIBRATION_FILE
@@ -285,24 +291,28 @@ class OneshotEvaluator(_Evaluator):
             return []
         if path.exists():
             with np.load(path) as saved:
-                batches = [(saved[f"x{i}"], saved[f"y{i}"]) for i in range(int(saved["count"]))]
-            if len(batches) == count:
-                return batches
+                if int(saved["count"]) == count:
+                    return [(_compact(saved[f"x{i}"]), saved[f"y{i}"]) for i in range(count)]
         seed = training.derive_seed(self.seed, "recalibration")
-        batches = [(x.numpy(), y.numpy()) for x, y in self.dataset.pipeline("search_train", seed=seed).take(count)]
+        batches = [(_compact(x.numpy()), y.numpy())
+                   for x, y in self.dataset.pipeline("search_train", seed=seed).take(count)]
         arrays = {"count": np.array(len(batches))}
         for index, (x, y) in enumerate(batches):
             arrays[f"x{index}"], arrays[f"y{index}"] = x, y
         buffer = _bytes_io.BytesIO()
         np.savez(buffer, **arrays)
-        io.atomic_write_bytes(path, buffer.getvalue())
+        io.atomic_write_bytes(path, buffer.getbuffer())  # a view, not a second copy of the file's bytes
         return batches
+
+    def _float_batches(self) -> _FloatBatches:
+        """The recalibration batches as the models take them, converted one at a time as they are used."""
+        return _FloatBatches(self.recalibration)
 
     def _evaluate(self, genome, *, log_dir=None):
         accuracy = self.supernet.evaluate(
             genome,
             self.dataset.search_val,
-            recalibration_data=self.recalibration,
+            recalibration_data=self._float_batches(),
             recalibrate=bool(self.recalibration),
         )
         return float(accuracy), None
@@ -311,8 +321,31 @@ class OneshotEvaluator(_Evaluator):
         """The extracted static model of `genome`, BatchNorm recalibrated on the run's batches, as evaluated."""
         model = self.supernet.extract(genome)
         if self.recalibration:
-            recalibrate_batchnorm(model, self.recalibration)
+            recalibrate_batchnorm(model, self._float_batches())
         return model
+
+
+def _compact(images: np.ndarray) -> np.ndarray:
+    """`images` as uint8 pixels when the pipelines' conversion gives them back bit for bit, else unchanged."""
+    pixels = exact_uint8(images)
+    return images if pixels is None else pixels
+
+
+class _FloatBatches:
+    """Stored (images, labels) batches, yielded with uint8 images converted by `images_to_float`, one at a time.
+
+    Only the batch in use exists as float32 (the stored ones stay uint8); iterable any number of times.
+    """
+
+    def __init__(self, batches: List[Tuple[np.ndarray, np.ndarray]]):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[Tuple[Any, np.ndarray]]:
+        for images, labels in self.batches:
+            yield (images_to_float(images) if images.dtype == np.uint8 else images), labels
 
 
 @contextlib.contextmanager

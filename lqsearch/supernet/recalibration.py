@@ -158,6 +158,7 @@ class BatchNormRecalibrator:
             self._accumulate(images)
             count += int(images.shape[0])
             used += 1
+            del batch, images  # before the next one is made: batches converted as they are used never coexist
         if not used:
             raise ValueError("BatchNorm recalibration needs at least one batch of training images.")
         self._write()

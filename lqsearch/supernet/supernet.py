@@ -462,13 +462,17 @@ class Supernet:
         )
 
 
-def _recalibration_batches(batches: Iterable, count: Optional[int]) -> list:
-    """The first `count` batches; by default all of a list, or the first 20 of a tf.data pipeline."""
+def _recalibration_batches(batches: Iterable, count: Optional[int]) -> Iterable:
+    """The first `count` batches; by default all of an iterable, or the first 20 of a tf.data pipeline.
+
+    An iterable is passed on as it is (recalibration iterates it once), so one that converts its
+    batches as they are used (the one-shot evaluator's) never has them all converted at once.
+    """
     if count is None:
         if isinstance(batches, tf.data.Dataset):
             count = DEFAULT_RECALIBRATION_BATCHES
         else:
-            return list(batches)
+            return batches
     return take_batches(batches, count)
 
 
