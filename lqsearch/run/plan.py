@@ -18,19 +18,17 @@ recipes, the papers' own GPU-hours are printed beside it.
 from __future__ import annotations
 
 import math
-import os
 import random
-import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-import tensorflow as tf
 
-from lqsearch import spaces, training
+from lqsearch import spaces
 from lqsearch.cost import CostCache
 from lqsearch.data import DataConfig, load_dataset
 from lqsearch.data.sources import TFDS_SOURCES, parse_source
 from lqsearch.run import recipes
+from lqsearch.run._plan_probe import Probe
 
 __all__ = ["plan_recipe", "format_plan", "PAPER_COSTS"]
 
@@ -61,20 +59,8 @@ RUNTIME_BYTES = 750 * 2**20
 #: TensorBoard logs, the data pipeline's set-up, the evaluation's compile): the quickstart's median trained
 #: candidate took 16.6 s (2 cores, 2026-12-01) where the probe projects about 10 s (2026-12-02).
 TRIAL_OVERHEAD_S = 6.0
-#: Wall-clock seconds of a run per CPU second the probe measures for the same work. The probe times CPU seconds
-#: of this process (`time.process_time`), not wall time, so that its figures do not depend on what else runs
-#: on the machine while it probes (wall-clock probes on 2 shared cores moved a projection by 2x with the load);
-#: a run's wall clock is its CPU time over the cores it keeps busy, below 1 for these small models (Python,
-#: Keras and tf.data overheads between small ops): measured on the quickstart (2 cores), 543 s wall for
-#: 405 s CPU.
-WALL_PER_CPU_SECOND = 1.0
 #: Random genomes averaged for the candidates' mean step time.
 SAMPLED_GENOMES = 200
-#: The probe's largest batch: the recipe's batch up to this (a small model's step has a fixed cost that a
-#: smaller probe batch, scaled up linearly, would count again per image).
-PROBE_BATCH = 256
-#: The probe keeps one step under about this many MACs (its batch shrinks; times are scaled back up).
-PROBE_MACS_PER_STEP = 1e10
 
 
 def plan_recipe(recipe: recipes.Recipe, *, probe: bool = True) -> Dict[str, Any]:
@@ -100,7 +86,7 @@ def plan_recipe(recipe: recipes.Recipe, *, probe: bool = True) -> Dict[str, Any]
     cost_of = CostCache(space, input_shape=shape, num_classes=classes, quantizer=quantizer)
     macs = {name: _macs(cost_of(genome)) for name, genome in
             (("reference", space.reference_genome()), ("costliest", space.costliest()))}
-    timing = _Probe(space, quantizer, shape, classes, recipe, macs, sizes["imagenet_format"], loaded) if probe else None
+    timing = Probe(space, quantizer, shape, classes, recipe, macs, sizes["imagenet_format"], loaded) if probe else None
     stages = _stages(recipe, space, cost_of, sizes, timing)
     params = {name: cost_of(genome).params for name, genome in
               (("costliest", space.costliest()), ("reference", space.reference_genome()))}
@@ -228,7 +214,9 @@ def _study_macs(recipe, space, cost_of, candidate_macs) -> List[float]:
     else:
         winner = candidate_macs
     iso = 1 if all(gene.kind == "width" for gene in space.genes) else 2  # iso-cost rows (groups: up to 2)
-    winners = final.top_n + int(final.random_search) + int(final.float_twin) + iso
+    # searched rows and their iso-cost rows: the top n and the winner's; or K front points, each with its own
+    searched = final.top_n + iso if search.selection == "fitness" else final.front_points * (1 + iso)
+    winners = searched + int(final.random_search) + int(final.float_twin)
     baselines = [space.uniform(value) if isinstance(value, (int, float)) else space.genome(value)
                  for value in search.baselines]  # a multiplier, or a whole genome
     return [winner] * winners + [_macs(cost_of(genome)) for genome in baselines]
@@ -271,14 +259,15 @@ def _disk(recipe, stages, params, sizes) -> Dict[str, int]:
         stored = sizes["num_search_val"] + (sizes["num_search_train"] if recipe.data.search_train_per_class else 0)
         disk["ImageNet search subsets (encoded shards)"] = stored * IMAGENET_JPEG_BYTES
     if recipe.evaluation.mode == "oneshot" and recipe.evaluation.recalibration_batches:
-        disk["recalibration batches (float32)"] = _recalibration_bytes(recipe, sizes)
+        disk["recalibration batches (uint8)"] = _recalibration_bytes(recipe, sizes)
     return disk
 
 
 def _recalibration_bytes(recipe, sizes) -> int:
-    """The one-shot evaluator's recalibration batches: drawn once, saved and held as float32 images."""
+    """The one-shot evaluator's recalibration batches: drawn once, saved and held as uint8 pixels (every source
+    of the recipes is uint8; `lqsearch.data.pipelines.exact_uint8`), turned into float one batch at a time."""
     height, width, channels = sizes["input_shape"]
-    return recipe.evaluation.recalibration_batches * recipe.data.batch_size * height * width * channels * 4
+    return recipe.evaluation.recalibration_batches * recipe.data.batch_size * height * width * channels
 
 
 def _ram(recipe, sizes, params, timing) -> Dict[str, int]:
@@ -291,135 +280,13 @@ def _ram(recipe, sizes, params, timing) -> Dict[str, int]:
     else:
         ram["shuffle buffers (encoded JPEGs)"] = 10_000 * IMAGENET_JPEG_BYTES
     if recipe.evaluation.mode == "oneshot" and recipe.evaluation.recalibration_batches:
-        ram["recalibration batches (float32, held for the search)"] = _recalibration_bytes(recipe, sizes)
+        ram["recalibration batches (uint8, held for the search; one float32 batch in use)"] = (
+            _recalibration_bytes(recipe, sizes) + recipe.data.batch_size * height * width * channels * 4)
     ram["prefetched batches (float32, ~2 in flight)"] = 2 * recipe.data.batch_size * height * width * channels * 4
     ram["largest model (weights, gradients, optimizer slots)"] = 4 * 4 * params["costliest"]
     if timing is not None and timing.activation_bytes:
         ram["activations at the recipe's batch (probe's growth, scaled)"] = int(timing.activation_bytes)
     return ram
-
-
-class _Probe:
-    """Times a few training and evaluation steps on this device (synthetic images, nothing saved)."""
-
-    STEPS = 3
-
-    def __init__(self, space, quantizer, shape, classes, recipe, macs, imagenet_format, dataset=None):
-        self.recipe, self.macs, self.shape, self.classes = recipe, macs, shape, classes
-        self.bound = space.bind(input_shape=shape, num_classes=classes, quantizer=quantizer)
-        self.batch = int(max(2, min(recipe.data.batch_size, PROBE_BATCH,
-                                    PROBE_MACS_PER_STEP // max(macs["reference"], 1))))
-        self.points: Dict[float, Dict[str, float]] = {}
-        self.activation_bytes = 0.0
-        genomes = [("reference", space.reference_genome())]
-        if macs["costliest"] * self.batch <= PROBE_MACS_PER_STEP:
-            genomes.append(("costliest", space.costliest()))
-        started = time.perf_counter()
-        self._time(space.cheapest())  # warm-up: the process's one-off start (oneDNN, tf.data) is no per-model cost
-        for name, genome in genomes:
-            self.points[macs[name]] = self._time(genome)
-        self.decode_seconds = _jpeg_decode_seconds() if imagenet_format else 0.0
-        self.pipeline_seconds = _pipeline_seconds(dataset, recipe.data.batch_size) if dataset is not None else 0.0
-        self.seconds = time.perf_counter() - started
-        self.probed = [name for name, _ in genomes]
-
-    def _time(self, genome) -> Dict[str, float]:
-        """CPU seconds of `genome`'s first step (build, compile, tracing), a step, and the same for evaluation."""
-        rss = _rss()
-        clock = time.process_time
-        began = clock()
-        model = self.bound.build(genome)
-        config = training.TrainingConfig(epochs=1, steps_per_epoch=1, batch_size=self.batch)
-        training.compile_model(model, config, 1, self.classes)
-        x = tf.random.uniform((self.batch, *self.shape), maxval=255.0)
-        y = tf.random.uniform((self.batch,), maxval=self.classes, dtype=tf.int32)
-        data = tf.data.Dataset.from_tensors((x, y)).repeat()
-        model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
-        first = clock() - began
-        began = clock()
-        model.fit(data, epochs=1, steps_per_epoch=self.STEPS, verbose=0)
-        step = (clock() - began) / self.STEPS
-        began = clock()
-        model.evaluate(data, steps=1, verbose=0)
-        eval_first = clock() - began
-        began = clock()
-        model.evaluate(data, steps=self.STEPS, verbose=0)
-        eval_step = (clock() - began) / self.STEPS
-        self.activation_bytes = max(self.activation_bytes, (_rss() - rss) * self.recipe.data.batch_size / self.batch)
-        return {key: value * WALL_PER_CPU_SECOND for key, value in (
-            ("overhead", max(0.0, first - step) + max(0.0, eval_first - eval_step)), ("step", step),
-            ("eval_step", eval_step))}
-
-    def _at(self, macs: float, key: str) -> float:
-        """`key` at `macs`: linear between the probed genomes (a line through the origin with one probe)."""
-        points = sorted(self.points.items())
-        if len(points) == 1:
-            (x0, y0), = points
-            return y0[key] * max(macs, 1.0) / max(x0, 1.0) if key != "overhead" else y0[key]
-        (x0, y0), (x1, y1) = points[0], points[-1]
-        slope = (y1[key] - y0[key]) / (x1 - x0) if x1 != x0 else 0.0
-        return max(min(y0[key], y1[key]), y0[key] + slope * (macs - x0))
-
-    def _step(self, macs: float, batch: int, key: str = "step") -> float:
-        compute = self._at(macs, key) * batch / self.batch
-        decode = self.decode_seconds * batch / max(1, os.cpu_count() or 1)
-        # The input pipeline (augmentation, shuffling) shares the same cores: its time per image adds up.
-        pipeline = self.pipeline_seconds * batch if key == "step" else 0.0
-        return max(compute, decode) + pipeline
-
-    def training(self, macs, steps, batch, eval_batches) -> float:
-        """One training of `steps` steps and its evaluation: overheads + steps x step time + evaluation steps."""
-        eval_batch = self.recipe.data.eval_batch_size or self.recipe.data.batch_size
-        return (self._at(macs, "overhead") + steps * self._step(macs, batch)
-                + eval_batches * self._step(macs, eval_batch, "eval_step"))
-
-    def supernet(self, steps, batch) -> float:
-        """The supernet's training: steps at the costliest genome's step time (the supernet holds it)."""
-        return self._at(self.macs["costliest"], "overhead") + steps * self._step(self.macs["costliest"], batch)
-
-    def oneshot(self, macs, batches) -> float:
-        """One one-shot candidate: recalibration and scoring, forward passes in the supernet (no new model traced)."""
-        eval_batch = self.recipe.data.eval_batch_size or self.recipe.data.batch_size
-        return batches * self._step(macs, eval_batch, "eval_step")
-
-    def summary(self) -> Dict[str, Any]:
-        device = tf.config.list_physical_devices("GPU")
-        where = f"GPU ({len(device)})" if device else f"CPU ({os.cpu_count()} cores visible)"
-        points = {f"{macs / 1e6:.1f}M MACs": {k: round(v, 4) for k, v in p.items()} for macs, p in self.points.items()}
-        return {"device": where, "batch": self.batch, "pipeline_ms_per_image": round(1e3 * self.pipeline_seconds, 4),
-                "image": "x".join(map(str, self.shape)),
-                "genomes": self.probed, "points": points, "jpeg_decode_s": round(self.decode_seconds, 5),
-                "seconds": round(self.seconds, 1)}
-
-
-def _pipeline_seconds(dataset, batch: int, count: int = 8) -> float:
-    """Seconds per image of the real training pipeline (augmentation, shuffle), read alone after a warm-up."""
-    pipeline = iter(dataset.batched("train", batch).repeat())
-    next(pipeline)
-    began = time.process_time()
-    for _ in range(count):
-        next(pipeline)
-    return WALL_PER_CPU_SECOND * (time.process_time() - began) / (count * batch)
-
-
-def _jpeg_decode_seconds(count: int = 40) -> float:
-    """Seconds to decode, crop and resize one ImageNet-sized JPEG (500x375) on one core, as the pipeline does."""
-    image = tf.cast(tf.random.uniform((375, 500, 3), maxval=255), tf.uint8)
-    encoded = tf.io.encode_jpeg(image, quality=90)
-    window = tf.constant([40, 60, 280, 360])
-    began = time.process_time()
-    for _ in range(count):
-        crop = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
-        tf.image.resize(crop, (224, 224))
-    return (time.process_time() - began) / count
-
-
-def _rss() -> float:
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) * 1024.0 for line in status if line.startswith("VmRSS"))
-    except (OSError, StopIteration):
-        return 0.0
 
 
 def _duration(seconds: Optional[float]) -> str:
