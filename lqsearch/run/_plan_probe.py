@@ -74,7 +74,6 @@ class Probe:
 
     def _time(self, genome) -> Dict[str, float]:
         """Wall seconds of `genome`'s first step (build, compile, tracing), a step, and the same for evaluation."""
-        rss = _rss()
         clock = time.perf_counter
         began = clock()
         model = self.bound.build(genome)
@@ -92,7 +91,7 @@ class Probe:
         eval_first = clock() - began
         eval_steps = _StepClock()
         model.evaluate(data, steps=PROBE_STEPS, verbose=0, callbacks=[eval_steps])
-        self.activation_bytes = max(self.activation_bytes, (_rss() - rss) * self.recipe.data.batch_size / self.batch)
+        self.activation_bytes = max(self.activation_bytes, _activation_bytes(model, self.recipe.data.batch_size))
         step, eval_step = steps.fastest(), eval_steps.fastest()
         return {"overhead": max(0.0, first - step) + max(0.0, eval_first - eval_step), "step": step,
                 "eval_step": eval_step}
@@ -211,9 +210,14 @@ def _jpeg_decode_seconds(count: int = 40) -> float:
     return (time.process_time() - began) / count
 
 
-def _rss() -> float:
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) * 1024.0 for line in status if line.startswith("VmRSS"))
-    except (OSError, StopIteration):
-        return 0.0
+def _activation_bytes(model: tf.keras.Model, batch: int) -> float:
+    """Float32 bytes of every layer's output at `batch`, twice: kept for the backward pass, and its gradient.
+
+    Counted from the model's shapes, not from the process's memory growth, which at a probe batch of 2 is
+    mostly the model's build and tracing, and scaled to a batch of 512 made hundreds of GB.
+    """
+    elements = 0
+    for layer in model.layers:
+        for output in tf.nest.flatten(layer.output):
+            elements += int(np.prod([d for d in output.shape[1:] if d is not None]))
+    return 2.0 * 4 * elements * batch

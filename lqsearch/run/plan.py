@@ -289,7 +289,8 @@ def _ram(recipe, sizes, params, timing) -> Dict[str, int]:
     ram["prefetched batches (float32, ~2 in flight)"] = 2 * recipe.data.batch_size * height * width * channels * 4
     ram["largest model (weights, gradients, optimizer slots)"] = 4 * 4 * params["costliest"]
     if timing is not None and timing.activation_bytes:
-        ram["activations at the recipe's batch (probe's growth, scaled)"] = int(timing.activation_bytes)
+        what = "activations at the recipe's batch (layer outputs and their gradients; on a GPU, device memory)"
+        ram[what] = int(timing.activation_bytes)
     return ram
 
 
