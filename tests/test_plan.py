@@ -64,3 +64,26 @@ def test_bad_input_is_refused_like_recipe_run(args, message, capsys, tmp_path, m
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and message in captured.err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_pareto_study_counts_its_front_points_and_their_iso_cost_rows():
+    def study_rows(*overrides):
+        recipe = recipes.load_recipe("quickstart", list(overrides))
+        stage = next(s for s in plan_recipe(recipe, probe=False)["stages"] if s["name"] == "study")
+        return stage["trainings"] // recipe.final.seeds
+
+    # fitness: the winner, its iso-cost row, the random search's best, Uniform-1x and 2x
+    assert study_rows() == 5
+    # pareto with K = 4: four points, an iso-cost row each, random search, two baselines
+    assert study_rows("search.selection=pareto", "final.front_points=4") == 4 * 2 + 1 + 2
+
+
+@pytest.mark.slow
+def test_a_oneshot_plan_probes_the_supernet_and_a_oneshot_candidate():
+    recipe = recipes.load_recipe("quickstart", ["evaluation.mode=oneshot", "evaluation.supernet_steps=100"])
+    plan = plan_recipe(recipe)
+    supernet = next(s for s in plan["stages"] if s["name"] == "supernet")
+    candidates = next(s for s in plan["stages"] if s["name"] == "search candidates")
+    assert supernet["seconds"] > 0 and candidates["seconds"] > 0
+    per_candidate = candidates["seconds"] / candidates["evaluations"]
+    assert per_candidate > 3.5  # the probed recalibration and scoring, plus a one-shot trial's bookkeeping

@@ -61,12 +61,14 @@ class Probe:
         if macs["costliest"] * self.batch <= PROBE_MACS_PER_STEP:
             genomes.append(("costliest", space.costliest()))
         self.supernet_step, self.supernet_batch = None, self.batch
+        self.oneshot_fixed = self.oneshot_batch = 0.0  # one-shot recipes only: see `_time_oneshot`
         started = time.perf_counter()
         self._time(space.cheapest())  # warm-up: the process's one-off start (oneDNN, tf.data) is no per-model cost
         for name, genome in genomes:
             self.points[macs[name]] = self._time(genome)
         if recipe.evaluation.mode == "oneshot":
-            self.supernet_step = self._time_supernet()
+            supernet, self.supernet_step = self._time_supernet()
+            self._time_oneshot(supernet)
         self.decode_seconds = _jpeg_decode_seconds() if imagenet_format else 0.0
         self.pipeline_seconds = _pipeline_seconds(dataset, recipe.data.batch_size) if dataset is not None else 0.0
         self.seconds = time.perf_counter() - started
@@ -127,14 +129,15 @@ class Probe:
         return self._at(self.macs["costliest"], "overhead") + steps * (
             max(per_image * batch, decode) + self.pipeline_seconds * batch)
 
-    def _time_supernet(self) -> float:
-        """Wall seconds of the fastest of PROBE_STEPS supernet training steps (synthetic images, nothing saved)."""
+    def _time_supernet(self):
+        """(the supernet, wall seconds of the fastest of PROBE_STEPS training steps): synthetic images, nothing
+        saved."""
         bound, evaluation = self.bound, self.recipe.evaluation
         supernet = Supernet(bound.space, input_shape=bound.input_shape, num_classes=bound.num_classes,
                             quantizer=bound.quantizer)
         self.supernet_batch = int(max(2, min(self.recipe.data.batch_size, PROBE_BATCH,
                                              PROBE_MACS_PER_STEP // max(self.macs["costliest"], 1))))
-        optimizer = supernet_training.standalone_optimizer(1e-3, 1000)
+        optimizer = supernet_training.standalone_optimizer(supernet_training.DEFAULT_LEARNING_RATE, 1000)
         training.build_optimizer(optimizer, supernet.model.trainable_variables, supernet.strategy)
         x = tf.random.uniform((self.supernet_batch, *self.shape), maxval=1.0)
         y = tf.random.uniform((self.supernet_batch,), maxval=self.classes, dtype=tf.int32)
@@ -149,13 +152,14 @@ class Probe:
             began = time.perf_counter()
             float(step(images, labels, tf.constant([supernet.config_rows(g) for g in genomes], tf.int32)))
             seconds.append(time.perf_counter() - began)
-        self._time_oneshot(supernet, x, y)
-        return min(seconds[1:])
+        return supernet, min(seconds[1:])
 
-    def _time_oneshot(self, supernet, x, y) -> None:
+    def _time_oneshot(self, supernet) -> None:
         """A one-shot candidate's fixed wall seconds and seconds per batch (recalibration or scoring), from the
         fastest of 3 evaluations with 1 + 1 and with 3 + 3 batches (a line through the two)."""
         rng = np.random.default_rng(1)
+        x = tf.random.uniform((self.supernet_batch, *self.shape), maxval=1.0)
+        y = tf.random.uniform((self.supernet_batch,), maxval=self.classes, dtype=tf.int32)
 
         def fastest(count: int) -> float:
             batches = [(x, y)] * count
