@@ -12,12 +12,14 @@ Presets (every field can be overridden with `TrainingConfig.replace(...)` or a r
 `fit` trains on an `EpochData` (e.g. `lqsearch.data.Dataset.seeded(split, seed)`): epoch e's
 batches are a function of (seed, e) only, also when Keras' `BackupAndRestore` resumes a killed
 training at epoch e (`fit(..., backup_dir=...)`), so a training does not depend on what the
-process did before it. A plain `tf.data.Dataset` is trained on as given.
+process did before it. A plain `tf.data.Dataset` is trained on as given. Batches of uint8
+images (the seeded passes) are converted on the device, inside the compiled step
+(`lqsearch.pixels.float_input`); the model itself takes float images in [0, 1].
 
 A loss that becomes NaN raises `CandidateFailed`, so the search records a failed
 trial with its reason and goes on. `fit` and `evaluate` drop TensorFlow's "triggered
 tf.function retracing" warning when it only counts new models each tracing their own
-step once (see `_NewModelTraces`); a model that retraces its own step still warns.
+step once (see `lqsearch._retracing`); a model that retraces its own step still warns.
 
 References:
     - Shen, Han, Xu, Wang. Searching for Accurate Binary Neural Architectures.
@@ -27,22 +29,22 @@ References:
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
 import math
 import os
-from typing import Any, Dict, Iterator, Literal, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Dict, Literal, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import larq as lq
 import tensorflow as tf
 from pydantic import Field, StrictInt, field_validator, model_validator
 from tensorflow.python.framework import config as _tf_config
 
+from lqsearch._retracing import quiet_new_model_traces
 from lqsearch.checks import check_int, did_you_mean
 from lqsearch.config import Config
 from lqsearch.errors import CandidateFailed
+from lqsearch.pixels import float_input, is_pixels
 
 __all__ = [
     "TrainingConfig",
@@ -68,9 +70,6 @@ TOP5_ABOVE_CLASSES = 10
 SCHEDULES = ("constant", "step", "linear", "cosine")  # TrainingConfig.schedule's values
 
 
-#: Keras's `tf.function`s of one model, by attribute name.
-_MODEL_FUNCTIONS = ("train_function", "test_function", "predict_function")
-_RETRACING = "triggered tf.function retracing"
 #: The last finished epoch in a Keras `BackupAndRestore` checkpoint (`<backup_dir>/chief`).
 _BACKED_UP_EPOCH = "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -209,14 +208,18 @@ def make_optimizer(config: TrainingConfig, steps_per_epoch: int):
     )
 
 
-def compile_model(model: tf.keras.Model, config: TrainingConfig, steps_per_epoch: int, num_classes: int) -> None:
-    """Compiles `model` (logits out) with sparse cross-entropy, top-1 and, above 10 classes, top-5."""
+def compile_model(model: tf.keras.Model, config: TrainingConfig, steps_per_epoch: int, num_classes: int,
+                  optimizer: Optional[tf.keras.optimizers.Optimizer] = None) -> None:
+    """Compiles `model` (logits out) with sparse cross-entropy, top-1 and, above 10 classes, top-5.
+
+    The optimizer is `config`'s (`make_optimizer`), or `optimizer` when given.
+    """
     with model.distribute_strategy.scope():  # metrics and optimizer live where the model's variables do
         metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         if num_classes > TOP5_ABOVE_CLASSES:
             metrics.append(tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
         model.compile(
-            optimizer=make_optimizer(config, steps_per_epoch),
+            optimizer=optimizer or make_optimizer(config, steps_per_epoch),
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=metrics,
         )
@@ -324,7 +327,13 @@ def fit(
         steps = min(train.num_batches, config.steps_per_epoch or train.num_batches)
         first = min(_backed_up_epochs(backup_dir), config.epochs) if backup_dir is not None else 0
         data, given_steps = train.passes(first, config.epochs - first, steps), steps
+    if validation is not None and is_pixels(validation) != is_pixels(data):
+        raise ValueError("fit: the training batches and the validation batches hold images of different dtypes; "
+                         "give both as uint8 pixels (converted on the device) or both as float images in [0, 1].")
     compile_model(model, config, steps, num_classes)
+    if is_pixels(data):  # trains `model`'s weights with `model.optimizer`, the images converted on the device
+        optimizer, model = model.optimizer, float_input(model)
+        compile_model(model, config, steps, num_classes, optimizer=optimizer)
     all_callbacks = [tf.keras.callbacks.TerminateOnNaN(), *callbacks]
     if backup_dir is not None:
         all_callbacks.insert(0, tf.keras.callbacks.BackupAndRestore(str(backup_dir)))
@@ -336,7 +345,7 @@ def fit(
         all_callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(log_dir), profile_batch=0, write_graph=False))
     if config.epochs == 0:
         return tf.keras.callbacks.History()
-    with _quiet_new_model_traces(model):
+    with quiet_new_model_traces(model):
         history = model.fit(
             data,
             epochs=config.epochs,
@@ -382,11 +391,13 @@ def evaluate(model: tf.keras.Model, pipeline: tf.data.Dataset, *, num_classes: i
              verbose: int = 0) -> Dict[str, float]:
     """Top-1 (and above 10 classes top-5) accuracy of `model` on `pipeline`, in percent.
 
-    Compiles the model (without an optimizer) when it is not compiled yet.
+    Compiles the model (without an optimizer) when it is not compiled yet. A pipeline of uint8
+    images is converted on the device, as in `fit`.
     """
+    model = float_input(model) if is_pixels(pipeline) else model
     if not getattr(model, "_is_compiled", False):
         compile_model(model, TrainingConfig(epochs=0), 1, num_classes)
-    with _quiet_new_model_traces(model):
+    with quiet_new_model_traces(model):
         values = model.evaluate(pipeline, verbose=verbose, return_dict=True)
     loss = values.get("loss", float("nan"))
     if not math.isfinite(loss):
@@ -395,44 +406,6 @@ def evaluate(model: tf.keras.Model, pipeline: tf.data.Dataset, *, num_classes: i
     if "top5" in values:
         result["top5"] = 100.0 * float(values["top5"])
     return result
-
-
-class _NewModelTraces(logging.Filter):
-    """Drops TensorFlow's retracing warning when `model`'s function it names was traced only once.
-
-    TensorFlow counts traces per Python function code, and every Keras model's step is the same
-    code (`Model.make_train_function.<locals>.train_function`), so training or evaluating five new
-    candidates in a row warns "5 out of the last 5 calls ... triggered tf.function retracing"
-    although each model traced its own step once, as it must. A function of `model` traced more
-    than once (new shapes or Python values: a real retrace) keeps the warning.
-    """
-
-    def __init__(self, model: tf.keras.Model):
-        super().__init__()
-        self.model = model
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if _RETRACING not in message:
-            return True
-        for name in _MODEL_FUNCTIONS:
-            if f".<locals>.{name} at " in message:
-                function = getattr(self.model, name, None)
-                traces = getattr(function, "experimental_get_tracing_count", None)
-                return traces is None or traces() > 1
-        return True
-
-
-@contextlib.contextmanager
-def _quiet_new_model_traces(model: tf.keras.Model) -> Iterator[None]:
-    """While Keras runs `model`, drops the retracing warnings that only count new models' first traces."""
-    quiet = _NewModelTraces(model)
-    logger = tf.get_logger()
-    logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        logger.removeFilter(quiet)
 
 
 #: `Recipe.strategy`'s values.

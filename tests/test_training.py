@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import lqsearch.spaces
-from lqsearch import training
+from lqsearch import _retracing, training
 from lqsearch.data import load_dataset
 from lqsearch.deploy import artifact
 from lqsearch.run.final import retrain
@@ -201,7 +201,7 @@ def test_new_candidates_do_not_warn_of_retracing_but_still_trace_each_step_once(
 def test_a_model_that_retraces_its_own_step_still_warns():
     model = types.SimpleNamespace(train_function=types.SimpleNamespace(experimental_get_tracing_count=lambda: 2),
                                   test_function=types.SimpleNamespace(experimental_get_tracing_count=lambda: 1))
-    quiet = training._NewModelTraces(model)
+    quiet = _retracing._NewModelTraces(model)
 
     def record(function):
         message = (f"5 out of the last 5 calls to <function Model.make_{function[:-9]}_function.<locals>.{function} at "

@@ -36,7 +36,8 @@ class Dataset:
 
     The `train` and `search_train` attributes are pass 0 under the data seed. A training takes its
     passes from `seeded(split, seed)` instead: pass e under seed s is the same batches whatever the
-    process did before (see `lqsearch.data.pipelines`).
+    process did before (see `lqsearch.data.pipelines`), with uint8 images that the trainer converts
+    on the device (`lqsearch.pixels`).
     """
 
     name: str
@@ -77,7 +78,7 @@ class Dataset:
         return self._source(split).passes(self._seed(seed), batch_size=batch_size, first_epoch=epoch)
 
     def seeded(self, split, seed, batch_size=None):
-        """`split` under the training seed `seed`: what `lqsearch.training.fit` trains on.
+        """`split` under the training seed `seed`: what `lqsearch.training.fit` trains on (uint8 images).
 
         Arguments:
             split: one of `SPLITS`.
@@ -132,7 +133,12 @@ class Dataset:
 
 @dataclasses.dataclass(frozen=True)
 class SeededSplit:
-    """One split under one training seed: pass e is a function of (seed, split, e) (`lqsearch.training.EpochData`)."""
+    """One split under one training seed: pass e is a function of (seed, split, e) (`lqsearch.training.EpochData`).
+
+    Its passes yield (uint8 images, int32 labels): `lqsearch.training.fit` and the supernet convert the
+    images on the device with `lqsearch.pixels.images_to_float` (a model of your own trained on them
+    directly would see 0..255; wrap it with `lqsearch.pixels.float_input`).
+    """
 
     source: object = dataclasses.field(repr=False)
     seed: int
@@ -146,7 +152,7 @@ class SeededSplit:
     def passes(self, first_epoch, epochs, steps=None):
         """The passes `first_epoch` .. `first_epoch + epochs - 1` (each cut to `steps` batches), in one pipeline."""
         return self.source.passes(self.seed, batch_size=self.batch_size, first_epoch=first_epoch, epochs=epochs,
-                                  steps=steps)
+                                  steps=steps, pixels=True)
 
 
 def _check_split(split):

@@ -17,16 +17,17 @@ at epoch k sees the batches an uninterrupted one saw there.
 ImageNet streams hold encoded JPEG bytes: the shuffle buffer holds bytes, training
 crops decode only their box (`tf.image.decode_and_crop_jpeg`, the box drawn by
 `sample_distorted_bounding_box` as in the Inception/ResNet preprocessing) and
-evaluation decodes only its centre crop. Images stay uint8 through the pipeline and
-each batch is cast to float32 in [0, 1] as its last step (the search spaces' models
-take float images in [0, 1]; casting inside the models would change every saved and
-deployed model). Every pipeline states its length.
+evaluation decodes only its centre crop. Images stay uint8 through the pipeline. A pass
+with `pixels=True` (the training passes, `Dataset.seeded`) yields them as uint8, for the
+trainer to convert on the device (`lqsearch.pixels`); otherwise each batch is converted to
+float32 in [0, 1] as its last step, by the same `images_to_float`. Every pipeline states
+its length.
 """
 import math
-from typing import Optional
 
-import numpy as np
 import tensorflow as tf
+
+from lqsearch.pixels import exact_uint8, images_to_float
 
 __all__ = ["build_pipeline", "SplitPipeline", "FAMILIES", "IMAGENET_CROP", "images_to_float", "exact_uint8"]
 
@@ -65,7 +66,8 @@ def build_pipeline(stream, *, split, family, size, opts, native_size, num_exampl
 
     Returns:
         A `SplitPipeline`, whose `passes` are batched, prefetched `tf.data.Dataset`s of
-        (float32 images in [0, 1], int32 labels), of known cardinality.
+        (images, int32 labels), of known cardinality: float32 images in [0, 1], or uint8 pixels
+        for `passes(..., pixels=True)`.
     """
     size = tuple(int(s) for s in size)
     # Every pipeline states its length (a filtered stream does not know it), so an epoch is one pass
@@ -106,7 +108,7 @@ class SplitPipeline:
         """Batches in one pass of `batch_size` (default: the split's batch size)."""
         return math.ceil(self.num_examples / (batch_size or self.batch_size))
 
-    def passes(self, seed, *, batch_size=None, first_epoch=0, epochs=1, steps=None):
+    def passes(self, seed, *, batch_size=None, first_epoch=0, epochs=1, steps=None, pixels=False):
         """The passes `first_epoch` .. `first_epoch + epochs - 1` under `seed`, one after the other.
 
         Arguments:
@@ -115,6 +117,8 @@ class SplitPipeline:
             batch_size: examples per batch (default: the split's batch size).
             first_epoch, epochs: which passes.
             steps: keep the first `steps` batches of each pass (default: all).
+            pixels: yield uint8 images (0..255), to be converted on the device by
+                `lqsearch.pixels.images_to_float`; default float32 images in [0, 1].
 
         Returns:
             A batched, prefetched `tf.data.Dataset` of known cardinality (`epochs` x batches per pass).
@@ -124,11 +128,11 @@ class SplitPipeline:
         split_seed = tf.constant(_split_seed(seed, _SALT.get(self.split, 0)), tf.int64)
         epochs_range = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
         chained = epochs_range.flat_map(
-            lambda epoch: self._one_pass(tf.stack([split_seed, epoch]), batch_size).take(per_pass))
+            lambda epoch: self._one_pass(tf.stack([split_seed, epoch]), batch_size, pixels).take(per_pass))
         chained = chained.apply(tf.data.experimental.assert_cardinality(epochs * per_pass))
         return chained.prefetch(tf.data.AUTOTUNE).with_options(_options(self.opts, deterministic=not self.encoded))
 
-    def _one_pass(self, key, batch_size):
+    def _one_pass(self, key, batch_size, pixels):
         """One batched pass; `key` (int64 [2]: split seed, epoch) fixes its order and augmentation."""
         stream = self.stream
         if self.training:
@@ -148,37 +152,18 @@ class SplitPipeline:
             centre_crop, size = (_decode_centre_crop if self.encoded else _resize_centre_crop), self.size
             stream = stream.map(lambda image, label: (centre_crop(image, size), label),
                                 num_parallel_calls=tf.data.AUTOTUNE)
-        # Images stay uint8 up to here; the batch is cast to float32 in [0, 1] in one step.
-        return stream.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).map(_to_float)
+        # Images stay uint8 up to here; a float batch is converted in one step.
+        return stream.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).map(_as_pixels if pixels else _to_float)
+
+
+def _as_pixels(images, labels):
+    """A batch for conversion on the device: uint8 images, int32 labels."""
+    return images, tf.cast(labels, tf.int32)
 
 
 def _to_float(images, labels):
     """A batch as the models take it: float32 images in [0, 1], int32 labels."""
     return images_to_float(images), tf.cast(labels, tf.int32)
-
-
-def images_to_float(images):
-    """uint8 pixels 0..255 as the models take them: float32 in [0, 1]. The one definition of that conversion.
-
-    Every pipeline's last step uses it, and so does whatever keeps images as uint8 and converts
-    them later (the one-shot evaluator's recalibration batches): the same op gives the same bits.
-    """
-    return tf.cast(images, tf.float32) / 255.0
-
-
-def exact_uint8(images) -> Optional[np.ndarray]:
-    """`images` (float32 in [0, 1]) as uint8 pixels if `images_to_float` gives them back bit for bit, else None.
-
-    True of every batch of a uint8 source (what the pipelines yield); a float source, or a value
-    out of [0, 1] or between two pixel levels, gives None (keep the floats then).
-    """
-    images = np.asarray(images)
-    if images.dtype != np.float32:
-        return None
-    with np.errstate(invalid="ignore"):  # NaN: no pixel gives it back, so None below
-        pixels = np.clip(np.rint(images * np.float32(255.0)), 0, 255).astype(np.uint8)
-    restored = np.asarray(images_to_float(pixels))
-    return pixels if np.array_equal(restored.view(np.uint32), images.view(np.uint32)) else None
 
 
 def _options(opts, *, deterministic):

@@ -286,7 +286,7 @@ def _ram(recipe, sizes, params, timing) -> Dict[str, int]:
     if recipe.evaluation.mode == "oneshot" and recipe.evaluation.recalibration_batches:
         ram["recalibration batches (uint8, held for the search; one float32 batch in use)"] = (
             _recalibration_bytes(recipe, sizes) + recipe.data.batch_size * height * width * channels * 4)
-    ram["prefetched batches (float32, ~2 in flight)"] = 2 * recipe.data.batch_size * height * width * channels * 4
+    ram["prefetched training batches (uint8, ~2 in flight)"] = 2 * recipe.data.batch_size * height * width * channels
     ram["largest model (weights, gradients, optimizer slots)"] = 4 * 4 * params["costliest"]
     if timing is not None and timing.activation_bytes:
         what = "activations at the recipe's batch (layer outputs and their gradients; on a GPU, device memory)"

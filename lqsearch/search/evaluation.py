@@ -50,8 +50,8 @@ from tensorflow.python.framework import ops as _tf_ops
 from lqsearch import io, training
 from lqsearch.checks import check_int
 from lqsearch.config import Config, ConfigError
-from lqsearch.data.pipelines import exact_uint8, images_to_float
 from lqsearch.deploy import artifact
+from lqsearch.pixels import exact_uint8, images_to_float
 from lqsearch.search.inheritance import inherit_first_channels
 from lqsearch.spaces import BoundSpace
 from lqsearch.supernet.recalibration import recalibrate_batchnorm

@@ -25,6 +25,7 @@ from scipy import stats
 from lqsearch import cost as cost_lib
 from lqsearch import io
 from lqsearch.checks import check_choice, check_int
+from lqsearch.pixels import float_input
 from lqsearch.supernet.recalibration import DEFAULT_RECALIBRATION_BATCHES, accuracy
 from lqsearch.supernet.supernet import Supernet
 from lqsearch.supernet.training import standalone_optimizer
@@ -115,11 +116,12 @@ def scratch_accuracy(space, genome: Mapping[str, Any], dataset, *, epochs: int, 
     """
     model = space.build(genome, input_shape=dataset.input_shape, num_classes=dataset.num_classes, quantizer=quantizer)
     seeded = dataset.seeded("search_train", seed)
-    model.compile(
+    trained = float_input(model)  # the passes' uint8 images converted on the device; shares `model`'s weights
+    trained.compile(
         optimizer=standalone_optimizer(learning_rate, epochs * seeded.num_batches),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    model.fit(seeded.passes(0, epochs), epochs=epochs, steps_per_epoch=seeded.num_batches, verbose=0)
+    trained.fit(seeded.passes(0, epochs), epochs=epochs, steps_per_epoch=seeded.num_batches, verbose=0)
     return accuracy(model, dataset.search_val, max_batches=max_val_batches)
 
 

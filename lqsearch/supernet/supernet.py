@@ -293,7 +293,7 @@ class Supernet:
         apply = self._standalone_apply(standalone_optimizer(learning_rate, epochs * per_epoch))
         for epoch in range(epochs):
             for images, labels in (pipeline.passes(epoch, 1) if seeded else pipeline):
-                images, labels = tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
+                images, labels = _training.model_input(images), tf.cast(labels, tf.int32)
                 targets = tf.zeros([tf.shape(images)[0], self.num_classes])
                 apply(self.gradients(images, labels, targets, tf.constant(0.0))[2])
         return self.extract(genome)

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from lqsearch import io
 from lqsearch.checks import check_bool, check_int
+from lqsearch.pixels import images_to_float
 from lqsearch.training import build_optimizer
 
 __all__ = ["train", "checkpoint_step", "standalone_optimizer", "CARD_NAME", "DEFAULT_LEARNING_RATE"]
@@ -69,6 +70,12 @@ def checkpoint_step(supernet, checkpoint_dir: Path) -> Optional[int]:
         return None
     _check_card(supernet, checkpoint_dir)
     return int(tf.train.load_checkpoint(latest).get_tensor(_STEP_KEY))
+
+
+def model_input(images):
+    """A batch's images as the models take them: uint8 pixels converted (`images_to_float`, here on the
+    device, inside the traced step), float images cast to float32."""
+    return images_to_float(images) if images.dtype == tf.uint8 else tf.cast(images, tf.float32)
 
 
 def _check_train_args(steps, log_every, checkpoint_every, sandwich, distill) -> None:
@@ -141,7 +148,7 @@ def make_step(supernet, optimizer, distill: bool, batch_spec, genomes_per_step: 
     strategy, variables = supernet.strategy, supernet.model.trainable_variables
 
     def replica_step(images, labels, configs):
-        images, labels = tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
+        images, labels = model_input(images), tf.cast(labels, tf.int32)
         local = tf.cast(tf.shape(images)[0], tf.float32)
         share = local / tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
         no_targets = tf.fill(tf.stack([tf.shape(images)[0], supernet.num_classes]), 0.0)
