@@ -306,9 +306,11 @@ class BinaryArchitectureSearch(kt.Tuner):
             raise kt.errors.FailedTrialError(
                 f"FLOPs {candidate_cost.flops:.4g} exceed max_flops {self.max_flops:.4g}; the candidate was not trained"
             )
-        # A fresh Keras session per candidate: Keras' global state (layer name counters, graph caches) otherwise
-        # grows with every model built. The evaluator's own models (widest network, supernet) live on.
-        tf.keras.backend.clear_session()
+        # A fresh Keras session per candidate that builds a model: Keras' global state (layer name counters,
+        # graph caches) otherwise grows with every model built. The evaluator's own models (widest network,
+        # supernet) live on; one-shot candidates build nothing, and keep the supernet's compiled functions.
+        if self.evaluator().builds_models:
+            tf.keras.backend.clear_session()
         try:
             self.prepare()
             accuracy, model = self.evaluator().evaluate(genome,
