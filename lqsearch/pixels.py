@@ -1,11 +1,12 @@
 """Pixels to model inputs: uint8 images become float32 in [0, 1] on the device, by one exact definition.
 
 The training passes (`lqsearch.data.Dataset.seeded`) yield uint8 images: a quarter of the bytes of
-float32 through the host and onto the device, and no float batch is written on the host (at
-224 px, casting a batch of 256 on the host halved the ImageNet training pipeline's throughput).
-`lqsearch.training.fit` and `evaluate`, the supernet's step and the one-shot evaluator convert
-them with `images_to_float` inside their compiled steps; the models themselves still take float
-images in [0, 1], so saved, published and deployed models do not change.
+float32 through the host and onto the device, and no float batch is written on the host
+(`bench/bench_imagenet_path.py` part 2 times both at 224 px). `lqsearch.training.fit` and
+`evaluate` and the supernet's training step convert them with `images_to_float` inside their
+compiled steps (the one-shot evaluator's stored uint8 recalibration batches are converted one at a
+time as they are used); the models themselves still take float images in [0, 1], so saved,
+published and deployed models do not change.
 
 `images_to_float` is a lookup of the 256 levels `k / 255` (float32, correctly rounded): the same
 bits in a `tf.data` map, eagerly and inside a traced step. (`tf.cast(x, tf.float32) / 255` does

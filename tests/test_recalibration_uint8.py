@@ -14,7 +14,7 @@ import pytest
 
 import lqsearch.spaces
 from lqsearch import data, training
-from lqsearch.data.pipelines import exact_uint8, images_to_float
+from lqsearch.pixels import exact_uint8, images_to_float
 from lqsearch.search import evaluation
 from lqsearch.search.evaluation import RECALIBRATION_FILE, EvaluationConfig, make_evaluator
 from lqsearch.supernet import recalibrate_batchnorm

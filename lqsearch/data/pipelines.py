@@ -27,9 +27,9 @@ import math
 
 import tensorflow as tf
 
-from lqsearch.pixels import exact_uint8, images_to_float
+from lqsearch.pixels import images_to_float
 
-__all__ = ["build_pipeline", "SplitPipeline", "FAMILIES", "IMAGENET_CROP", "images_to_float", "exact_uint8"]
+__all__ = ["build_pipeline", "SplitPipeline", "FAMILIES", "IMAGENET_CROP"]
 
 FAMILIES = ("cifar", "imagenet", "mnist")
 IMAGENET_CROP = 224

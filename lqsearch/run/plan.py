@@ -269,7 +269,7 @@ def _disk(recipe, stages, params, sizes) -> Dict[str, int]:
 
 def _recalibration_bytes(recipe, sizes) -> int:
     """The one-shot evaluator's recalibration batches: drawn once, saved and held as uint8 pixels (every source
-    of the recipes is uint8; `lqsearch.data.pipelines.exact_uint8`), turned into float one batch at a time."""
+    of the recipes is uint8; `lqsearch.pixels.exact_uint8`), turned into float one batch at a time."""
     height, width, channels = sizes["input_shape"]
     return recipe.evaluation.recalibration_batches * recipe.data.batch_size * height * width * channels
 
