@@ -95,6 +95,10 @@ def _row(label, kind, flops, accuracies, genome=None):
 HIGH = _row("Front 2/2", "searched", 1.0e6, [85.0, 85.9, 84.6])
 LOW = _row("Front 1/2", "searched", 0.4e6, [80.0, 80.9, 79.6])
 
+#: Two front points, Uniform-1x just outside a 5% band of the cheap one, Uniform-2x the same network as the other.
+FRONT_AND_UNIFORMS = [LOW, HIGH, _row("Uniform-1x", "uniform", 0.5e6, [78.0, 78.4, 77.9]),
+                      _row("Uniform-2x", "uniform", 1.02e6, [85.3, 85.5, 84.9], genome={"label": "Front 2/2"})]
+
 FRONT_CASES = [
     pytest.param(  # raw p 0.049 (Front 1/2) and 0.109 (Front 2/2) -> Holm over the 2 points: 0.099 and 0.109;
         # Uniform-1x is in Front 1/2's band but less accurate than its iso row; the random row is never compared
@@ -109,14 +113,12 @@ FRONT_CASES = [
         "points or more).",
         id="one-sentence-per-point-cheapest-first-holm-over-the-points"),
     pytest.param(
-        [LOW, HIGH, _row("Uniform-1x", "uniform", 0.5e6, [78.0, 78.4, 77.9]),
-         _row("Uniform-2x", "uniform", 1.02e6, [85.3, 85.5, 84.9], genome={"label": "Front 2/2"})], 0.05,
+        FRONT_AND_UNIFORMS, 0.05,
         "No uniform row is within ±5% of Front 1/2's FLOPs: no comparison at equal cost. Front 2/2 is the same "
         "network as Uniform-2x.",
         id="no-uniform-row-in-band-and-a-point-that-is-uniform"),
     pytest.param(
-        [LOW, HIGH, _row("Uniform-1x", "uniform", 0.5e6, [78.0, 78.4, 77.9]),
-         _row("Uniform-2x", "uniform", 1.02e6, [85.3, 85.5, 84.9], genome={"label": "Front 2/2"})], 0.3,
+        FRONT_AND_UNIFORMS, 0.3,
         "Front 1/2 is significantly more accurate than Uniform-1x at equal FLOPs (+2.07 ± 0.23 points, p = 0.013, "
         "3 paired seeds; these seeds detect differences of 1.3 points or more). Front 2/2 is the same network as "
         "Uniform-2x.",
