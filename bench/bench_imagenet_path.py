@@ -17,9 +17,12 @@ written by `lqsearch.testing.imagenet_files` and prepared by tfds' own `imagenet
    all 2,000 train images (`train_limit`; smoke: 64): images/s of the training
    pipeline as `lqsearch.training.fit` consumes it (`dataset.seeded("train", seed)`: shuffle of
    encoded bytes, fused decode-and-crop, resize, flip, batch 256 of uint8 pixels, converted on
-   the device) against images/s of decoding the same files whole (`tf.io.decode_jpeg`, same
-   parallelism, nothing else): after a warm-up pass of each, 5 rounds alternate one pass of each
-   (the machine's load changes from second to second); the median of the rounds' ratios.
+   the device) against images/s of decoding the same files whole (`tf.io.decode_jpeg`, the same
+   `tf.data` options and parallelism, nothing else): after a warm-up pass of each, 5 rounds
+   alternate one pass of each (the machine's load changes from second to second); the median of
+   the rounds' ratios. The same training pipeline with tf.data's model-based autotuning on (TF's
+   default, what the pipelines used before `lqsearch.data.pipelines.pipeline_options` turned it
+   off) runs in the same rounds, for comparison.
    Goal: >= 0.8, at steady state: images/s from the first batch's arrival to the end of the pass,
    for both pipelines. A pass here is 2,000 images, and its start (the shuffle buffer filled with
    the whole split, then the first batch) weighs a large share of it; an ImageNet epoch is 1.28M
@@ -57,6 +60,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 
 import lqsearch.spaces  # noqa: E402
 from lqsearch.data import load_dataset  # noqa: E402
+from lqsearch.data.pipelines import pipeline_options, pipeline_threads  # noqa: E402
 from lqsearch.search.evaluation import EvaluationConfig, make_evaluator  # noqa: E402
 from lqsearch.testing.bench_args import selected_parts  # noqa: E402
 from lqsearch.testing.imagenet_files import prepare_synthetic_imagenet  # noqa: E402
@@ -227,29 +231,34 @@ def bench_throughput(root, sizes=FULL):
     files = builder.as_dataset(split="train", shuffle_files=False, as_supervised=True,
                                decoders={"image": tfds.decode.SkipDecoding()}).take(limit)
     size = sum(len(image) for image, _ in files.as_numpy_iterator())
-    options = tf.data.Options()
-    options.deterministic = False
     decode_only = files.map(lambda image, label: (tf.shape(tf.io.decode_jpeg(image, channels=3)), label),
-                            num_parallel_calls=tf.data.AUTOTUNE).batch(SHEN_BATCH).with_options(options)
+                            num_parallel_calls=pipeline_threads()).batch(SHEN_BATCH)
+    decode_only = decode_only.with_options(pipeline_options(deterministic=False))
     print(f"{dataset.num_train} images, {size / dataset.num_train / 1024:.0f} KiB per JPEG on average "
           f"(written and prepared in {prepared:.0f} s)", flush=True)
     pixels = dataset.seeded("train", 0).passes(0, 1)  # what `training.fit` trains on: uint8 batches
-    for pipeline in (decode_only, pixels, dataset.train):  # warm: traces, page cache, the shuffle buffer's fill
+    autotuned_options = tf.data.Options()
+    autotuned_options.autotune.enabled = True
+    autotuned = pixels.with_options(autotuned_options)
+    for pipeline in (decode_only, pixels, dataset.train, autotuned):  # warm: traces, page cache, shuffle buffer
         _seconds_per_pass(pipeline)
-    ratios = {"steady": [], "whole": [], "host steady": [], "host whole": []}
+    ratios = {"steady": [], "whole": [], "host steady": [], "host whole": [], "autotuned": []}
     starts = []
     for index in range(sizes.throughput_rounds):  # alternated, so that a change of the machine's load hits all
         decoded, decoded_steady, _ = _rates(decode_only, limit)
         trained, steady, start = _rates(pixels, dataset.num_train)
         host, host_steady, _ = _rates(dataset.train, dataset.num_train)
+        _, tuned_steady, _ = _rates(autotuned, dataset.num_train)
         for key, value in (("steady", steady / decoded_steady), ("whole", trained / decoded),
-                           ("host steady", host_steady / decoded_steady), ("host whole", host / decoded)):
+                           ("host steady", host_steady / decoded_steady), ("host whole", host / decoded),
+                           ("autotuned", tuned_steady / decoded_steady)):
             ratios[key].append(value)
         starts.append(start)
         print(f"round {index + 1}: decode only {decoded_steady:.0f} images/s after its first batch; training "
               f"pipeline {steady:.0f} (ratio {ratios['steady'][-1]:.2f}; first batch after {start:.2f} s; whole pass "
               f"ratio {ratios['whole'][-1]:.2f}); float batches made on the host {host_steady:.0f} (ratio "
-              f"{ratios['host steady'][-1]:.2f})", flush=True)
+              f"{ratios['host steady'][-1]:.2f}); autotuned {tuned_steady:.0f} (ratio "
+              f"{ratios['autotuned'][-1]:.2f})", flush=True)
 
     def cell(key):
         values = ratios[key]
@@ -262,6 +271,8 @@ def bench_throughput(root, sizes=FULL):
           f"({min(starts):.2f}-{max(starts):.2f}) |")
     print(f"| float batches made on the host / decode-only, after the first batch; whole pass | - | "
           f"{cell('host steady')}; {cell('host whole')} |")
+    print(f"| the training pipeline with tf.data autotuning on / decode-only, after the first batch | - | "
+          f"{cell('autotuned')} |")
 
 
 def _rss_mib():

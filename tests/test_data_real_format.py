@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 from data_helpers import check_batch, collect, count_decodes
 
 from lqsearch import data, training
-from lqsearch.data import subsets
+from lqsearch.data import pipelines, subsets
 from lqsearch.run import recipes, runner
 from lqsearch.testing.imagenet_files import imagenet_synsets, imagenet_validation_synsets
 
@@ -173,6 +173,17 @@ def test_imagenet_pipelines_yield_float_images_in_the_unit_range(synthetic_image
     assert dataset.test.options().deterministic
     default = data.load_dataset("imagenet2012", **_subset_options(synthetic_imagenet, tmp_path))
     assert not any(default.pipeline(split).options().deterministic for split in data.SPLITS)
+
+
+def test_every_pass_runs_with_fixed_parallelism_and_no_autotuning(synthetic_imagenet):
+    # tf.data's model-based autotuning made the ImageNet training passes bimodal (half of them on one
+    # core, bench/bench_imagenet_path.py part 2); the pipelines fix their parallelism instead.
+    dataset = data.load_dataset("imagenet2012", data_dir=synthetic_imagenet.data_dir, search_val_per_class=1,
+                                batch_size=4, image_size=16)
+    passes = [dataset.seeded("train", 0).passes(0, 1), dataset.pipeline("search_val"), dataset.test]
+    for options in (pipeline.options() for pipeline in passes):
+        assert not options.autotune.enabled
+        assert options.threading.private_threadpool_size == pipelines.pipeline_threads() >= 2
 
 
 def test_imagenet2012_default_crop_is_224(synthetic_imagenet):

@@ -22,14 +22,22 @@ with `pixels=True` (the training passes, `Dataset.seeded`) yields them as uint8,
 trainer to convert on the device (`lqsearch.pixels`); otherwise each batch is converted to
 float32 in [0, 1] as its last step, by the same `images_to_float`. Every pipeline states
 its length.
+
+**Threads.** Every pipeline runs on a private pool of `pipeline_threads()` threads (twice the
+CPUs the process may use), and its maps and batches make that many parallel calls; tf.data's
+model-based autotuning is off (`pipeline_options`). With autotuning on (TF 2.15), the same
+pipeline ran each pass in one of two modes fixed at its start, one of them on a single core
+at about half the throughput, although the tuned parallelism was the same in both
+(bench/bench_imagenet_path.py measures it).
 """
 import math
+import os
 
 import tensorflow as tf
 
 from lqsearch.pixels import images_to_float
 
-__all__ = ["build_pipeline", "SplitPipeline", "FAMILIES", "IMAGENET_CROP"]
+__all__ = ["build_pipeline", "SplitPipeline", "FAMILIES", "IMAGENET_CROP", "pipeline_options", "pipeline_threads"]
 
 FAMILIES = ("cifar", "imagenet", "mnist")
 IMAGENET_CROP = 224
@@ -41,6 +49,32 @@ _SALT = {"train": 1, "search_train": 2, "augment": 3}
 #: The graph-level seed of every pass's shuffle op (set inside the traced pass only), so that its
 #: order depends on the pass's key and not on the global seed in force when the pipeline was built.
 _PASS_GRAPH_SEED = 1_000_003
+
+
+def pipeline_threads() -> int:
+    """Threads of a pipeline's pool and parallel calls of each of its maps: twice the usable CPUs.
+
+    Twice, not once: a thread that waits (for its input, or for a batch's copy) leaves its CPU
+    idle otherwise (bench/bench_imagenet_path.py part 2 compares the two).
+    """
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 2 * max(1, usable or 1)
+
+
+def pipeline_options(*, deterministic: bool) -> tf.data.Options:
+    """The `tf.data.Options` of every pipeline: fixed parallelism on a private pool, no model-based autotuning.
+
+    `deterministic` keeps the element order of parallel maps (False hands elements out as they
+    are ready). Autotuning is off because it made passes bimodal (module docstring); the prefetch
+    buffers keep their own (legacy) sizing.
+    """
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    options.autotune.enabled = False
+    options.threading.private_threadpool_size = pipeline_threads()
+    options.experimental_optimization.map_parallelization = True
+    options.experimental_optimization.parallel_batch = True
+    return options
 
 
 def _split_seed(seed, salt):
@@ -79,7 +113,7 @@ def build_pipeline(stream, *, split, family, size, opts, native_size, num_exampl
     in_memory = native_size is not None
     if family != "imagenet" and in_memory and tuple(native_size) != size:
         stream = stream.map(lambda image, label: (_resize_uint8(image, size), label),
-                            num_parallel_calls=tf.data.AUTOTUNE).cache()
+                            num_parallel_calls=pipeline_threads()).cache()
     return SplitPipeline(stream, split=split, family=family, size=size, opts=opts, num_examples=num_examples,
                          buffer=num_examples if in_memory else min(num_examples, STREAM_SHUFFLE_BUFFER),
                          encoded=encoded)
@@ -147,13 +181,13 @@ class SplitPipeline:
                 tf.random.experimental.stateless_split(augment_key, self.num_examples))
             stream = tf.data.Dataset.zip((stream, seeds)).map(
                 lambda example, seed: (augment(example[0], seed, size), example[1]),
-                num_parallel_calls=tf.data.AUTOTUNE)
+                num_parallel_calls=pipeline_threads())
         elif self.family == "imagenet":
             centre_crop, size = (_decode_centre_crop if self.encoded else _resize_centre_crop), self.size
             stream = stream.map(lambda image, label: (centre_crop(image, size), label),
-                                num_parallel_calls=tf.data.AUTOTUNE)
+                                num_parallel_calls=pipeline_threads())
         # Images stay uint8 up to here; a float batch is converted in one step.
-        return stream.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).map(_as_pixels if pixels else _to_float)
+        return stream.batch(batch_size, num_parallel_calls=pipeline_threads()).map(_as_pixels if pixels else _to_float)
 
 
 def _as_pixels(images, labels):
@@ -167,16 +201,12 @@ def _to_float(images, labels):
 
 
 def _options(opts, *, deterministic):
-    """The `tf.data.Options` of a pipeline: `opts.deterministic`, else `deterministic` (the source's default).
+    """`pipeline_options` with `opts.deterministic`, else `deterministic` (the source's default).
 
     Non-deterministic pipelines let parallel maps hand out elements as they are ready
     (throughput); `tf.config.experimental.enable_op_determinism` makes them deterministic anyway.
     """
-    options = tf.data.Options()
-    options.deterministic = deterministic if opts.deterministic is None else opts.deterministic
-    options.experimental_optimization.map_parallelization = True
-    options.experimental_optimization.parallel_batch = True
-    return options
+    return pipeline_options(deterministic=deterministic if opts.deterministic is None else opts.deterministic)
 
 
 def _resize_uint8(image, size):
