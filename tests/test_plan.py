@@ -78,6 +78,16 @@ def test_a_pareto_study_counts_its_front_points_and_their_iso_cost_rows():
     assert study_rows("search.selection=pareto", "final.front_points=4") == 4 * 2 + 1 + 2
 
 
+
+def test_a_group_study_counts_the_rows_the_run_builds():
+    # fashion_mnist_groups_cpu's run trained 6 rows: the winner (under the ceiling, the FLOPs of uniform groups=4),
+    # baselines groups=1, 4, 16, ONE iso-cost row (groups=8 below the winner; the one above is the groups=4
+    # baseline, not added twice) and the random search's best. The plan counted that baseline again (7 rows).
+    recipe = recipes.load_recipe("fashion_mnist_groups_cpu", [])
+    stage = next(s for s in plan_recipe(recipe, probe=False)["stages"] if s["name"] == "study")
+    assert stage["trainings"] == 6 * recipe.final.seeds
+
+
 @pytest.mark.slow
 def test_a_oneshot_plan_probes_the_supernet_and_a_oneshot_candidate():
     recipe = recipes.load_recipe("quickstart", ["evaluation.mode=oneshot", "evaluation.supernet_steps=100"])

@@ -57,7 +57,8 @@ class Probe:
                                     PROBE_MACS_PER_STEP // max(macs["reference"], 1))))
         self.points: Dict[float, Dict[str, float]] = {}
         self.activation_bytes = 0.0
-        genomes = [("reference", space.reference_genome())]
+        # The cheapest genome too: small networks are not proportionally faster (a step has a floor).
+        genomes = [("cheapest", space.cheapest()), ("reference", space.reference_genome())]
         if macs["costliest"] * self.batch <= PROBE_MACS_PER_STEP:
             genomes.append(("costliest", space.costliest()))
         self.supernet_step, self.supernet_batch = None, self.batch
@@ -99,14 +100,18 @@ class Probe:
                 "eval_step": eval_step}
 
     def _at(self, macs: float, key: str) -> float:
-        """`key` at `macs`: linear between the probed genomes (a line through the origin with one probe)."""
+        """`key` at `macs`, piecewise linear between the probed genomes (the cheapest, the reference, and the
+        costliest when it is cheap enough to probe): the cheapest's value below it, and above the costliest
+        probed one a line through the origin (a network too costly to probe is bound by its MACs), except for
+        the overhead, which stays at that genome's."""
         points = sorted(self.points.items())
-        if len(points) == 1:
-            (x0, y0), = points
-            return y0[key] * max(macs, 1.0) / max(x0, 1.0) if key != "overhead" else y0[key]
-        (x0, y0), (x1, y1) = points[0], points[-1]
-        slope = (y1[key] - y0[key]) / (x1 - x0) if x1 != x0 else 0.0
-        return max(min(y0[key], y1[key]), y0[key] + slope * (macs - x0))
+        (x0, y0), (xn, yn) = points[0], points[-1]
+        if macs <= x0:
+            return y0[key]
+        if macs >= xn:
+            return yn[key] * macs / max(xn, 1.0) if key != "overhead" else yn[key]
+        (xa, ya), (xb, yb) = next((a, b) for a, b in zip(points, points[1:]) if macs <= b[0])
+        return ya[key] + (yb[key] - ya[key]) * (macs - xa) / (xb - xa)
 
     def _step(self, macs: float, batch: int, key: str = "step") -> float:
         compute = self._at(macs, key) * batch / self.batch

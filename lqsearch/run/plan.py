@@ -7,8 +7,8 @@ final publish. For each: trainings and evaluations, epochs, images and steps,
 then disk (checkpoints, kept weights, ImageNet subsets) and host RAM.
 
 The wall time is a projection, not a measurement: a few training steps of the
-space's reference network (and of its costliest genome when that is cheap
-enough) at the recipe's image size, timed on the current device, and a JPEG
+space's cheapest and reference networks (and of its costliest genome when that
+is cheap enough) at the recipe's image size, timed on the current device, and a JPEG
 decode probe for ImageNet-format data; the per-step time is multiplied by the
 steps, plus per-training overheads (build, compile, tracing) measured by the
 same probe. Candidates' step times are interpolated by their MACs between the
@@ -17,6 +17,7 @@ recipes, the papers' own GPU-hours are printed beside it.
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 from typing import Any, Dict, List, Optional
@@ -27,7 +28,7 @@ from lqsearch import spaces
 from lqsearch.cost import CostCache
 from lqsearch.data import DataConfig, load_dataset
 from lqsearch.data.sources import TFDS_SOURCES, parse_source
-from lqsearch.run import recipes
+from lqsearch.run import recipes, study
 from lqsearch.run._plan_probe import Probe
 
 __all__ = ["plan_recipe", "format_plan", "PAPER_COSTS"]
@@ -89,9 +90,9 @@ def plan_recipe(recipe: recipes.Recipe, *, probe: bool = True) -> Dict[str, Any]
     shape, classes = sizes["input_shape"], sizes["num_classes"]
     cost_of = CostCache(space, input_shape=shape, num_classes=classes, quantizer=quantizer)
     macs = {name: _macs(cost_of(genome)) for name, genome in
-            (("reference", space.reference_genome()), ("costliest", space.costliest()))}
+            (("cheapest", space.cheapest()), ("reference", space.reference_genome()), ("costliest", space.costliest()))}
     timing = Probe(space, quantizer, shape, classes, recipe, macs, sizes["imagenet_format"], loaded) if probe else None
-    stages = _stages(recipe, space, cost_of, sizes, timing)
+    stages = _stages(recipe, space, cost_of, sizes, timing, quantizer)
     params = {name: cost_of(genome).params for name, genome in
               (("costliest", space.costliest()), ("reference", space.reference_genome()))}
     disk = _disk(recipe, stages, params, sizes)
@@ -135,7 +136,7 @@ def _steps(images: int, batch: int, cap: Optional[int]) -> int:
     return min(steps, cap) if cap else steps
 
 
-def _stages(recipe, space, cost_of, sizes, timing) -> List[Dict[str, Any]]:
+def _stages(recipe, space, cost_of, sizes, timing, quantizer) -> List[Dict[str, Any]]:
     evaluation, search, final = recipe.evaluation, recipe.search, recipe.final
     eval_batch = recipe.data.eval_batch_size or recipe.data.batch_size
     val_batches = math.ceil(sizes["num_search_val"] / eval_batch)
@@ -161,7 +162,7 @@ def _stages(recipe, space, cost_of, sizes, timing) -> List[Dict[str, Any]]:
     if final.random_search:
         stages.append({**per_candidate, **_scaled(per_candidate, search.trials), "name": "random search",
                        "what": f"{search.trials} random genomes, same evaluation"})
-    row_macs = _study_macs(recipe, space, cost_of, candidate_macs)
+    row_macs = _study_macs(recipe, space, cost_of, sizes, quantizer)
     rows = len(row_macs)
     config = final.config()
     steps = config.epochs * _steps(sizes["num_train"], config.batch_size, config.steps_per_epoch)
@@ -203,47 +204,63 @@ def _candidate(recipe, sizes, timing, candidate_macs, val_batches) -> Dict[str, 
     return _stage("", "", 1, 1, config.epochs, steps * config.batch_size, steps, seconds)
 
 
-def _study_macs(recipe, space, cost_of, candidate_macs) -> List[float]:
-    """MACs of each study row: the baselines' own; the searched, random-search, iso-cost and float rows at a winner's.
+def _study_macs(recipe, space, cost_of, sizes, quantizer) -> List[float]:
+    """MACs of each study row, the rows built as the run builds them (`study.entries`) around guessed winners.
 
-    A winner's cost is guessed from the fitness: with Shen et al.'s FLOPs penalty (`lambda`) the winners sit
-    near the unexpanded network (the quickstart's and the width recipe's did, while a random genome of a width
-    space costs several times more); with a ceiling and accuracy alone (Phan et al.) they sit at the ceiling.
+    The searched genomes are guessed from the fitness: with Shen et al.'s FLOPs penalty (`lambda`) the
+    winners sit near the unexpanded network (the quickstart's and the width recipe's did, while a random
+    genome of a width space costs several times more); with a ceiling and accuracy alone (Phan et al.)
+    they sit near it (the costliest fifth of random genomes under it); a Pareto search's front points
+    spread over the costs under the ceiling. Each guess is a random, non-uniform genome of about that
+    cost, so the iso-cost rows, and the rows a baseline already stands for, come out as in the run.
     """
     search, final = recipe.search, recipe.final
-    if search.lam is not None:
-        winner = _macs(cost_of(space.reference_genome()))
-    elif search.max_flops is not None:
-        winner = _mean_candidate_macs(space, cost_of, search.max_flops, top=0.2)
+    pool = [(macs, genome) for macs, genome in _sampled_genomes(space, cost_of, search.max_flops)
+            if not _is_uniform(space, genome)] or [(_macs(cost_of(space.cheapest())), space.cheapest())]
+    if search.selection == "pareto":  # K points spread along the costs, the middle one first
+        count = final.front_points
+        spread = [pool[min(len(pool) - 1, (len(pool) * (2 * k + 1)) // (2 * count))][1] for k in range(count)]
+        searched = [spread[count // 2]] + [genome for k, genome in enumerate(spread) if k != count // 2]
+        labels = [f"Front {k + 1}/{count}" for k in range(count)]
     else:
-        winner = candidate_macs
-    iso = 1 if all(gene.kind == "width" for gene in space.genes) else 2  # iso-cost rows (groups: up to 2)
-    # searched rows and their iso-cost rows: the top n and the winner's; or K front points, each with its own
-    searched = final.top_n + iso if search.selection == "fitness" else final.front_points * (1 + iso)
-    winners = searched + int(final.random_search) + int(final.float_twin)
-    baselines = [space.uniform(value) if isinstance(value, (int, float)) else space.genome(value)
-                 for value in search.baselines]  # a multiplier, or a whole genome
-    return [winner] * winners + [_macs(cost_of(genome)) for genome in baselines]
+        if search.lam is not None:
+            target = _macs(cost_of(space.reference_genome()))
+        else:
+            costs = [macs for macs, _ in pool]
+            target = float(np.mean(costs[-max(1, round(0.2 * len(costs))):] if search.max_flops else costs))
+        nearest = sorted(pool, key=lambda item: abs(item[0] - target))
+        searched, labels = [genome for _, genome in nearest[: final.top_n]], None
+    rows = study.entries(space, searched=[{"genome": genome} for genome in searched], baselines=search.baselines,
+                         quantizer=quantizer, random_best={"genome": searched[0]} if final.random_search else None,
+                         float_twin=final.float_twin, input_shape=sizes["input_shape"],
+                         num_classes=sizes["num_classes"], max_flops=search.max_flops, front_labels=labels)
+    return [_macs(study.entry_space(space, row).cost(row.genome, input_shape=sizes["input_shape"],
+                                                     num_classes=sizes["num_classes"], quantizer=quantizer))
+            for row in rows]
 
 
-def _mean_candidate_macs(space, cost_of, max_flops, top: float = 1.0) -> float:
-    """Mean MACs of random genomes under the ceiling (the first population; later ones breed from them).
+def _is_uniform(space, genome) -> bool:
+    return len({json.dumps(value) for value in genome.values()}) == 1
 
-    `top` < 1 averages the costliest share of them only (winners under a ceiling sit near it).
-    """
+
+def _sampled_genomes(space, cost_of, max_flops) -> List[tuple]:
+    """(MACs, genome) of up to `SAMPLED_GENOMES` random genomes under the ceiling, cheapest first (seeded)."""
     rng = random.Random(0)
     values = []
     for _ in range(SAMPLED_GENOMES * 5):  # bounded: a tight ceiling rejects most draws
-        genome = {gene.name: rng.choice(list(gene.values)) for gene in space.genes}
-        cost = cost_of(space.genome(genome))
+        genome = space.genome({gene.name: rng.choice(list(gene.values)) for gene in space.genes})
+        cost = cost_of(genome)
         if max_flops is None or cost.flops <= max_flops:
-            values.append(_macs(cost))
+            values.append((_macs(cost), genome))
         if len(values) == SAMPLED_GENOMES:
             break
-    if not values:
-        return _macs(cost_of(space.cheapest()))
-    values.sort()
-    return float(np.mean(values[-max(1, round(top * len(values))):]))  # the costliest `top` share
+    return sorted(values, key=lambda item: item[0])
+
+
+def _mean_candidate_macs(space, cost_of, max_flops) -> float:
+    """Mean MACs of random genomes under the ceiling (the first population; later ones breed from them)."""
+    values = [macs for macs, _ in _sampled_genomes(space, cost_of, max_flops)]
+    return float(np.mean(values)) if values else _macs(cost_of(space.cheapest()))
 
 
 def _disk(recipe, stages, params, sizes) -> Dict[str, int]:
