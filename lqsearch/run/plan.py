@@ -57,9 +57,10 @@ LCE_SECONDS_PER_ROW = 6.0
 #: Host RAM of the Python process with TensorFlow and one small model loaded (RSS measured on 2 cores).
 RUNTIME_BYTES = 750 * 2**20
 #: Seconds a search trial costs beyond its model's build, tracing and steps (Keras Tuner's trial files, the
-#: TensorBoard logs, the data pipeline's set-up, the evaluation's compile): the quickstart's median trained
-#: candidate took 16.6 s on 2 cores where the probe projects about 10 s.
-TRIAL_OVERHEAD_S = 6.0
+#: TensorBoard logs, the data pipeline's set-up, the evaluation's compile), on 2 idle cores: the quickstart's
+#: candidates took 5.7-5.9 s each where the probe projects 5.5 s, fashion_mnist_width_cpu's 3.4-3.6 s where it
+#: projects 3.0 s. (6 s before, calibrated on a quickstart run sharing its cores with other work.)
+TRIAL_OVERHEAD_S = 0.5
 #: The same for a one-shot trial (the tuner's bookkeeping around the supernet's recalibration and scoring, which
 #: the probe times): fashion_mnist_groups_cpu's candidates took 0.8 s (evolution) and 1.1 s (random search, the
 #: supernet's reload included) each where the probe projects 0.7 s of evaluation.
