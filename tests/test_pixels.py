@@ -43,6 +43,36 @@ def test_the_training_passes_yield_uint8_the_float_passes_of_the_same_batches(sm
         np.testing.assert_array_equal(y8.numpy(), yf.numpy())
 
 
+@pytest.mark.parametrize("split", ["search_val", "test"])
+def test_the_scoring_passes_yield_uint8_the_float_batches_of_the_evaluation_splits(small_data, split):
+    scoring = small_data.scoring_pass(split)
+    assert is_pixels(scoring) and int(scoring.cardinality()) == small_data.num_batches(split)
+    for (x8, y8), (xf, yf) in zip(scoring, small_data.pipeline(split)):
+        np.testing.assert_array_equal(images_to_float(x8).numpy(), xf.numpy())
+        np.testing.assert_array_equal(y8.numpy(), yf.numpy())
+
+
+def test_the_search_and_the_study_score_on_uint8_passes(small_data, monkeypatch, tmp_path):
+    from lqsearch.run import final
+    from lqsearch.search.evaluation import EvaluationConfig, make_evaluator
+
+    scored = []
+    real_evaluate = training.evaluate
+
+    def evaluate(model, pipeline, **kwargs):
+        scored.append(pipeline.element_spec[0].dtype)
+        return real_evaluate(model, pipeline, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", evaluate)
+    space = lqsearch.spaces.get("vgg_small", width_multiplier=0.0625)
+    bound = space.bind(input_shape=small_data.input_shape, num_classes=small_data.num_classes, quantizer="bireal")
+    config = EvaluationConfig(mode="scratch", epochs=1, training=training.preset("cpu", steps_per_epoch=1))
+    make_evaluator(bound, small_data, config, run_dir=tmp_path, seed=1).evaluate(space.uniform(1))
+    final.retrain(space, space.uniform(1), small_data, training.preset("cpu", epochs=1, steps_per_epoch=1),
+                  quantizer="bireal", out_dir=tmp_path / "final")
+    assert scored == [tf.uint8, tf.uint8]  # search_val, then test (float32 on the old code)
+
+
 class _FloatSplit:
     """The same passes as a `SeededSplit`, as float batches made on the host (the pipelines' old output)."""
 

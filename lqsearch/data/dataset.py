@@ -77,6 +77,17 @@ class Dataset:
             return getattr(self, split)
         return self._source(split).passes(self._seed(seed), batch_size=batch_size, first_epoch=epoch)
 
+    def scoring_pass(self, split):
+        """The pass the search and the study score on: `pipeline(split)`'s batches, with uint8 images.
+
+        `lqsearch.training.evaluate` converts them on the device, bit for bit as the host would
+        (`lqsearch.pixels`). A dataset built without its split sources gives `pipeline(split)` itself.
+        """
+        split = _check_split(split)
+        if self.sources is None:
+            return getattr(self, split)
+        return self._source(split).passes(self._seed(None), pixels=True)
+
     def seeded(self, split, seed, batch_size=None):
         """`split` under the training seed `seed`: what `lqsearch.training.fit` trains on (uint8 images).
 

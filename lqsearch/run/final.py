@@ -79,7 +79,7 @@ def retrain(
         callbacks=callbacks,
         backup_dir=backup_dir,
     )
-    scores = training.evaluate(model, dataset.test, num_classes=dataset.num_classes)
+    scores = training.evaluate(model, dataset.scoring_pass("test"), num_classes=dataset.num_classes)
     model_cost = cost.profile(model)
     metrics = {
         "test_accuracy": scores["accuracy"],

@@ -208,7 +208,8 @@ class _Evaluator:
             model, self.dataset.seeded("search_train", seed, config.batch_size), config,
             num_classes=self.dataset.num_classes, log_dir=log_dir, verbose=self.verbose,
         )
-        return training.evaluate(model, self.dataset.search_val, num_classes=self.dataset.num_classes)["accuracy"]
+        return training.evaluate(model, self.dataset.scoring_pass("search_val"),
+                                 num_classes=self.dataset.num_classes)["accuracy"]
 
     def _seeded(self, genome) -> int:
         """Seeds TensorFlow with the candidate seed of `genome` (its initialisation) and returns it (its data)."""
