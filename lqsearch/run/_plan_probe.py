@@ -59,8 +59,8 @@ class Probe:
         self.activation_bytes = 0.0
         # The cheapest genome too: small networks are not proportionally faster (a step has a floor).
         genomes = [("cheapest", space.cheapest()), ("reference", space.reference_genome())]
-        if macs["costliest"] * self.batch <= PROBE_MACS_PER_STEP:
-            genomes.append(("costliest", space.costliest()))
+        if macs["costliest"] * self.batch <= PROBE_MACS_PER_STEP and space.costliest() != space.reference_genome():
+            genomes.append(("costliest", space.costliest()))  # (group spaces: the reference is the costliest)
         self.supernet_step, self.supernet_batch = None, self.batch
         self.oneshot_fixed = self.oneshot_batch = 0.0  # one-shot recipes only: see `_time_oneshot`
         started = time.perf_counter()
