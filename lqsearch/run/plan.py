@@ -17,7 +17,6 @@ recipes, the papers' own GPU-hours are printed beside it.
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 from typing import Any, Dict, List, Optional
@@ -141,7 +140,8 @@ def _stages(recipe, space, cost_of, sizes, timing, quantizer) -> List[Dict[str, 
     evaluation, search, final = recipe.evaluation, recipe.search, recipe.final
     eval_batch = recipe.data.eval_batch_size or recipe.data.batch_size
     val_batches = math.ceil(sizes["num_search_val"] / eval_batch)
-    candidate_macs = _mean_candidate_macs(space, cost_of, search.max_flops)
+    pool = _sampled_genomes(space, cost_of, search.max_flops)  # the first population; later ones breed from it
+    candidate_macs = float(np.mean([macs for macs, _ in pool])) if pool else _macs(cost_of(space.cheapest()))
     stages = []
     if evaluation.mode == "inherit":
         config = evaluation.widest()
@@ -163,7 +163,7 @@ def _stages(recipe, space, cost_of, sizes, timing, quantizer) -> List[Dict[str, 
     if final.random_search:
         stages.append({**per_candidate, **_scaled(per_candidate, search.trials), "name": "random search",
                        "what": f"{search.trials} random genomes, same evaluation"})
-    row_macs = _study_macs(recipe, space, cost_of, sizes, quantizer)
+    row_macs = _study_macs(recipe, space, cost_of, sizes, quantizer, pool)
     rows = len(row_macs)
     config = final.config()
     steps = config.epochs * _steps(sizes["num_train"], config.batch_size, config.steps_per_epoch)
@@ -205,7 +205,7 @@ def _candidate(recipe, sizes, timing, candidate_macs, val_batches) -> Dict[str, 
     return _stage("", "", 1, 1, config.epochs, steps * config.batch_size, steps, seconds)
 
 
-def _study_macs(recipe, space, cost_of, sizes, quantizer) -> List[float]:
+def _study_macs(recipe, space, cost_of, sizes, quantizer, pool) -> List[float]:
     """MACs of each study row, the rows built as the run builds them (`study.entries`) around guessed winners.
 
     The searched genomes are guessed from the fitness: with Shen et al.'s FLOPs penalty (`lambda`) the
@@ -213,11 +213,12 @@ def _study_macs(recipe, space, cost_of, sizes, quantizer) -> List[float]:
     genome of a width space costs several times more); with a ceiling and accuracy alone (Phan et al.)
     they sit near it (the costliest fifth of random genomes under it); a Pareto search's front points
     spread over the costs under the ceiling. Each guess is a random, non-uniform genome of about that
-    cost, so the iso-cost rows, and the rows a baseline already stands for, come out as in the run.
+    cost (from `pool`, `_sampled_genomes`), so the iso-cost rows, and the rows a baseline already stands for,
+    come out as in the run.
     """
     search, final = recipe.search, recipe.final
-    pool = [(macs, genome) for macs, genome in _sampled_genomes(space, cost_of, search.max_flops)
-            if not _is_uniform(space, genome)] or [(_macs(cost_of(space.cheapest())), space.cheapest())]
+    pool = [(macs, genome) for macs, genome in pool if len(set(genome.values())) > 1] or [
+        (_macs(cost_of(space.cheapest())), space.cheapest())]  # non-uniform genomes
     if search.selection == "pareto":  # K points spread along the costs, the middle one first
         count = final.front_points
         spread = [pool[min(len(pool) - 1, (len(pool) * (2 * k + 1)) // (2 * count))][1] for k in range(count)]
@@ -240,10 +241,6 @@ def _study_macs(recipe, space, cost_of, sizes, quantizer) -> List[float]:
             for row in rows]
 
 
-def _is_uniform(space, genome) -> bool:
-    return len({json.dumps(value) for value in genome.values()}) == 1
-
-
 def _sampled_genomes(space, cost_of, max_flops) -> List[tuple]:
     """(MACs, genome) of up to `SAMPLED_GENOMES` random genomes under the ceiling, cheapest first (seeded)."""
     rng = random.Random(0)
@@ -256,12 +253,6 @@ def _sampled_genomes(space, cost_of, max_flops) -> List[tuple]:
         if len(values) == SAMPLED_GENOMES:
             break
     return sorted(values, key=lambda item: item[0])
-
-
-def _mean_candidate_macs(space, cost_of, max_flops) -> float:
-    """Mean MACs of random genomes under the ceiling (the first population; later ones breed from them)."""
-    values = [macs for macs, _ in _sampled_genomes(space, cost_of, max_flops)]
-    return float(np.mean(values)) if values else _macs(cost_of(space.cheapest()))
 
 
 def _disk(recipe, stages, params, sizes) -> Dict[str, int]:
